@@ -1,0 +1,51 @@
+/* block_scores.c: block importance from pooled (composite) queries and keys.
+ *
+ * Composite query u covers query tokens [u*cq, min((u+1)*cq, Nq)) and composite key t covers key
+ * tokens [t*ck, ...). A composite key is visible to a composite query when its first token is
+ * visible to the composite query's last token; with prefix masks that is a prefix of composite
+ * keys. Each row is softmaxed in fp32 (base 2: the pooled queries carry scale * log2 e), and the
+ * mass is summed per key block and averaged over the block's composite rows, so it sums to 1. */
+#include "internal.h"
+
+#include <cblas.h>
+#include <string.h>
+
+void us_pooled_block_importance(const us_pooled *pl, const us_geom *g, int block, int64_t h, int64_t qblock,
+                                float *work, float *importance)
+{
+    int64_t nkb = us_ceil_div(g->nk, block);
+    memset(importance, 0, (size_t)nkb * sizeof *importance);
+    int64_t per_block = block / pl->cq;
+    int64_t u0 = qblock * per_block, u1 = us_min64(u0 + per_block, pl->nqc);
+    int64_t rows = u1 - u0;
+    if (rows <= 0) return;
+    /* the last composite query sees the most keys */
+    int64_t last_tok = us_min64(u1 * pl->cq, g->nq) - 1;
+    int64_t ncols = us_min64(pl->nkc, g->limit[last_tok] / pl->ck + 1);
+    const float *q = pl->qc + (h * pl->nqc + u0) * pl->dim;
+    const float *k = pl->kc + h * pl->nkc * pl->dim;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)ncols, (int)pl->dim, 1.0f, q,
+                (int)pl->dim, k, (int)pl->dim, 0.0f, work, (int)ncols);
+    float inv_rows = 1.0f / (float)rows;
+    int64_t keys_per_block = block / pl->ck;
+    for (int64_t r = 0; r < rows; r++) {
+        float *z = work + r * ncols;
+        int64_t tok = us_min64((u0 + r + 1) * pl->cq, g->nq) - 1;
+        int64_t nv = us_min64(ncols, g->limit[tok] / pl->ck + 1);
+        float mx = -INFINITY, sum = 0.0f;
+#pragma omp simd reduction(max : mx)
+        for (int64_t t = 0; t < nv; t++) mx = z[t] > mx ? z[t] : mx;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t t = 0; t < nv; t++) {
+            z[t] = us_exp2f(z[t] - mx);
+            sum += z[t];
+        }
+        float norm = inv_rows / sum;
+        for (int64_t b = 0; b * keys_per_block < nv; b++) {
+            int64_t t1 = us_min64((b + 1) * keys_per_block, nv);
+            float acc = 0.0f;
+            for (int64_t t = b * keys_per_block; t < t1; t++) acc += z[t];
+            importance[b] += acc * norm;
+        }
+    }
+}

@@ -1,0 +1,102 @@
+/* internal.h: helpers shared by the attention library's files; not installed. */
+#ifndef UNISPARSE_ATTENTION_INTERNAL_H
+#define UNISPARSE_ATTENTION_INTERNAL_H
+
+#include "unisparse/attention.h"
+
+#include <math.h>
+#include <stdbool.h>
+
+#define US_LOG2E 1.4426950408889634f
+#define US_LN2 0.6931471805599453f
+
+static inline int64_t us_min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline int64_t us_max64(int64_t a, int64_t b) { return a > b ? a : b; }
+static inline int64_t us_ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/* Geometry of one attention call, derived once from validated arguments. */
+typedef struct {
+    int64_t hq, hkv, group, nq, nk, d, q_offset;
+    float scale;
+    /* limit[i]: last key visible to query i (query index, not position); -1 if none. */
+    int64_t *limit;
+} us_geom;
+
+/* Fills g from validated a; allocates g->limit. */
+us_status us_geom_init(us_geom *g, const us_attn_args *a, us_error *err);
+void us_geom_free(us_geom *g);
+
+/* Visible key-block range of query block i (tokens [i*S, min((i+1)*S, nq))):
+ * key blocks 0 .. visible-1 contain at least one visible key for some query of the block. */
+int32_t us_geom_visible_blocks(const us_geom *g, int block, int64_t qblock);
+/* The key blocks holding the positions of query block i itself: [*first, *last]. */
+void us_geom_diagonal_blocks(const us_geom *g, int block, int64_t qblock, int32_t *first,
+                             int32_t *last);
+
+/* Converts row (h, j) of t to f32, multiplied by mul. */
+void us_tensor_row_to_f32(const us_tensor *t, int64_t h, int64_t j, float mul, float *row);
+/* Converts head h of t ([H, N, d]) to contiguous f32 rows, each multiplied by mul. */
+void us_tensor_head_to_f32(const us_tensor *t, int64_t h, float mul, float *dst);
+
+/* Milliseconds on a monotonic clock. */
+double us_now_ms(void);
+
+/* Keeps, in row r of sel, the forced blocks (sink, diagonal, local window) and then the visible
+ * blocks of importance[0 .. visible) in decreasing order until the kept importance reaches tau
+ * (importance sums to 1 over the visible blocks). Applies min/max floors. scratch holds
+ * 2 * n_kblocks ints. */
+void us_select_row_by_mass(us_selection *sel, int64_t row, const float *importance, int32_t visible,
+                           int32_t diag_first, int32_t diag_last, float tau,
+                           const us_unisparse_params *p, int32_t *scratch);
+
+/* Block importance from pooled scores, the mechanism UniSparse, XAttention and FlexPrefill's
+ * query-aware mode share. For selection head h and query block i it scores the composite queries
+ * of the block against every visible composite key, softmaxes each row in fp32, and sums the mass
+ * per key block, normalised to 1. The pooled tensors come from a pooling callback. */
+typedef struct {
+    int64_t n_heads;  /* estimation heads */
+    int64_t nqc, nkc; /* composite queries / keys */
+    int64_t dim;      /* composite vector length */
+    int cq, ck;       /* tokens per composite query / key */
+    const float *qc;  /* [n_heads, nqc, dim], already multiplied by scale * log2(e) */
+    const float *kc;  /* [n_heads, nkc, dim] */
+} us_pooled;
+
+/* importance: [n_kblocks] for (h, i). work: (S / cq) * nkc floats. */
+void us_pooled_block_importance(const us_pooled *pl, const us_geom *g, int block, int64_t h,
+                                int64_t qblock, float *work, float *importance);
+
+/* Vectorisable 2^x for x <= 0 (flushes below -126 to 0); rel. error ~2e-7. */
+static inline float us_exp2f(float x)
+{
+    x = x < -126.0f ? -126.0f : x;
+    float fl = floorf(x);
+    float f = x - fl; /* [0, 1) */
+    /* minimax polynomial for 2^f on [0,1) */
+    float p = 1.8775767e-3f;
+    p = p * f + 8.9893397e-3f;
+    p = p * f + 5.5826318e-2f;
+    p = p * f + 2.4015361e-1f;
+    p = p * f + 6.9315308e-1f;
+    p = p * f + 9.9999994e-1f;
+    union {
+        float f;
+        int32_t i;
+    } u;
+    u.i = ((int32_t)fl + 127) << 23;
+    return p * u.f;
+}
+
+/* Selectors, one file each. */
+us_status us_select_unisparse(const us_attn_args *a, const us_geom *g, const us_unisparse_params *p,
+                              us_selection **out, us_error *err);
+us_status us_select_xattention(const us_attn_args *a, const us_geom *g,
+                               const us_unisparse_params *p, us_selection **out, us_error *err);
+us_status us_select_flexprefill(const us_attn_args *a, const us_geom *g,
+                                const us_unisparse_params *p, us_selection **out, us_error *err);
+us_status us_select_minference(const us_attn_args *a, const us_geom *g,
+                               const us_unisparse_params *p, us_selection **out, us_error *err);
+us_status us_select_ashape(const us_attn_args *a, const us_geom *g, const us_unisparse_params *p,
+                           us_selection **out, us_error *err);
+
+#endif

@@ -1,0 +1,85 @@
+/* select_unisparse.c: the UniSparse selector (arXiv 2512.14082).
+ *
+ * Multi-granularity compression: queries are average-pooled over cq tokens and ch query heads,
+ * keys over ck tokens (and over the KV heads of those query heads when ch spans several groups),
+ * always inside one block, a ragged tail averaged over its valid tokens. The composite tokens are
+ * scored globally (every visible composite key), the softmax mass gives block importance, and the
+ * shared cumulative rule keeps sink + diagonal and then the heaviest blocks up to tau. */
+#include "internal.h"
+
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* dst[c] = mean over heads [h0, h0+nh) and tokens [t0, t1) of t, times mul. row: d floats. */
+static void pool(const us_tensor *t, int64_t h0, int64_t nh, int64_t t0, int64_t t1, float mul, float *row,
+                 float *dst)
+{
+    int64_t d = t->shape[2];
+    memset(dst, 0, (size_t)d * sizeof *dst);
+    for (int64_t h = h0; h < h0 + nh; h++)
+        for (int64_t j = t0; j < t1; j++) {
+            us_tensor_row_to_f32(t, h, j, 1.0f, row);
+            for (int64_t c = 0; c < d; c++) dst[c] += row[c];
+        }
+    float w = mul / (float)(nh * (t1 - t0));
+    for (int64_t c = 0; c < d; c++) dst[c] *= w;
+}
+
+us_status us_select_unisparse(const us_attn_args *a, const us_geom *g, const us_unisparse_params *p,
+                              us_selection **out, us_error *err)
+{
+    const int S = p->block;
+    const int64_t ch = p->ch, ne = g->hq / ch, d = g->d;
+    /* KV heads behind estimation head e: one when ch <= group, else ch / group of them. */
+    const int64_t kv_per_e = ch > g->group ? ch / g->group : 1;
+    us_status s = us_selection_create(a, S, (int)ch, out, err);
+    if (s) return s;
+    us_selection *sel = *out;
+    us_pooled pl = {ne, us_ceil_div(g->nq, p->cq), 0, d, p->cq, p->ck, NULL, NULL};
+    /* composite keys never straddle blocks: S % ck == 0, so pooling by ck from token 0 suffices */
+    pl.nkc = us_ceil_div(g->nk, p->ck);
+    float *qc = malloc((size_t)(ne * pl.nqc * d) * sizeof *qc);
+    float *kc = malloc((size_t)(ne * pl.nkc * d) * sizeof *kc);
+    int nt = omp_get_max_threads();
+    size_t work_elems = (size_t)(S / p->cq) * (size_t)pl.nkc + (size_t)sel->n_kblocks + (size_t)d;
+    float *work = malloc((size_t)nt * work_elems * sizeof *work);
+    int32_t *iscratch = malloc((size_t)nt * 2 * (size_t)sel->n_kblocks * sizeof *iscratch);
+    if (!qc || !kc || !work || !iscratch) {
+        free(qc), free(kc), free(work), free(iscratch);
+        us_selection_free(out);
+        return us_error_set(err, US_ERR_NOMEM, "no memory for UniSparse composite tokens");
+    }
+    pl.qc = qc;
+    pl.kc = kc;
+    const float qmul = g->scale * US_LOG2E;
+#pragma omp parallel num_threads(nt)
+    {
+        int tid = omp_get_thread_num();
+        float *row = work + (size_t)tid * work_elems;
+#pragma omp for schedule(static)
+        for (int64_t x = 0; x < ne * pl.nqc; x++) {
+            int64_t e = x / pl.nqc, u = x % pl.nqc;
+            pool(&a->q, e * ch, ch, u * p->cq, us_min64((u + 1) * p->cq, g->nq), qmul, row, qc + x * d);
+        }
+#pragma omp for schedule(static)
+        for (int64_t x = 0; x < ne * pl.nkc; x++) {
+            int64_t e = x / pl.nkc, t = x % pl.nkc;
+            int64_t kv0 = (e * ch) / g->group;
+            pool(&a->k, kv0, kv_per_e, t * p->ck, us_min64((t + 1) * p->ck, g->nk), 1.0f, row, kc + x * d);
+        }
+        float *z = work + (size_t)tid * work_elems;
+        float *imp = z + (size_t)(S / p->cq) * (size_t)pl.nkc;
+        int32_t *isc = iscratch + (size_t)tid * 2 * (size_t)sel->n_kblocks;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t x = 0; x < ne * sel->n_qblocks; x++) {
+            int64_t e = x / sel->n_qblocks, i = sel->n_qblocks - 1 - x % sel->n_qblocks;
+            us_pooled_block_importance(&pl, g, S, e, i, z, imp);
+            int32_t d0, d1;
+            us_geom_diagonal_blocks(g, S, i, &d0, &d1);
+            us_select_row_by_mass(sel, e * sel->n_qblocks + i, imp, sel->visible[i], d0, d1, p->tau, p, isc);
+        }
+    }
+    free(qc), free(kc), free(work), free(iscratch);
+    return US_OK;
+}
