@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <stdbool.h>
+#include <string.h>
 
 #define US_LOG2E 1.4426950408889634f
 #define US_LN2 0.6931471805599453f
@@ -79,12 +80,10 @@ static inline float us_exp2f(float x)
     p = p * f + 2.4015361e-1f;
     p = p * f + 6.9315308e-1f;
     p = p * f + 9.9999994e-1f;
-    union {
-        float f;
-        int32_t i;
-    } u;
-    u.i = ((int32_t)fl + 127) << 23;
-    return p * u.f;
+    int32_t bits = ((int32_t)fl + 127) << 23; /* 2^fl; memcpy (not a union) keeps loops vectorisable */
+    float two_fl;
+    memcpy(&two_fl, &bits, sizeof two_fl);
+    return p * two_fl;
 }
 
 /* Selectors, one file each. */
@@ -98,5 +97,64 @@ us_status us_select_minference(const us_attn_args *a, const us_geom *g,
                                const us_unisparse_params *p, us_selection **out, us_error *err);
 us_status us_select_ashape(const us_attn_args *a, const us_geom *g, const us_unisparse_params *p,
                            us_selection **out, us_error *err);
+
+/* ---- pieces the baseline selectors share (last_queries.c) ------------------------------------ */
+
+/* Marks in keep[0, visible) the blocks every baseline keeps: max(1, sink_blocks) sink blocks and
+ * the diagonal blocks [diag_first, diag_last] of the row (clamped to the visible ones). */
+void us_keep_sink_diagonal(uint8_t *keep, int32_t visible, int32_t diag_first, int32_t diag_last,
+                           int sink_blocks);
+/* Adds the most recent unkept visible blocks (highest index first) until min_count are kept or
+ * the row is full. Returns the kept count. */
+int32_t us_keep_recent(uint8_t *keep, int32_t visible, int32_t min_count);
+/* Writes row r of sel (ascending indices) from keep[0, visible). */
+void us_selection_set_row(us_selection *sel, int64_t row, const uint8_t *keep, int32_t visible);
+
+/* A score and where it came from, for sorting. */
+typedef struct {
+    float score;
+    int32_t index;
+} us_scored;
+
+/* Marks in chosen[0, n) (cleared first) the largest positive entries of score[0, n), in decreasing
+ * order, until max_count are chosen or, when gamma < 1, their sum reaches gamma times the sum of
+ * all positive entries. scratch: n entries. Returns how many were chosen. */
+int64_t us_top_by_mass(const float *score, int64_t n, int64_t max_count, float gamma, us_scored *scratch,
+                       uint8_t *chosen);
+
+/* Per-thread workspace of the vertical-slash estimators (MInference, FlexPrefill): the exact
+ * attention of the last n queries of one query head, its vertical (per key) and slash (per
+ * diagonal offset pos(query) - key) sums, the chosen columns and diagonals, and their rounding to
+ * key blocks. */
+typedef struct {
+    int64_t n;          /* sampled queries: indices nq - n .. nq - 1 */
+    int64_t ncols;      /* keys visible to the last sampled query: limit[nq - 1] + 1 */
+    int64_t nk, nkb, d; /* keys, key blocks, head dim */
+    int block;
+    float *q;           /* [n, d] sampled queries times scale * log2(e) */
+    float *k;           /* [nk, d] keys of kv head k_head in f32 */
+    int64_t k_head;     /* -1 until keys are loaded */
+    float *prob;        /* [n, ncols] softmax rows, 0 past each row's visible prefix */
+    float *vertical;    /* [nk]: summed probability per key */
+    float *slash;       /* [2 nk - 1]: summed probability per offset o, at o + nk - 1 */
+    us_scored *sorted;  /* [2 nk] sort scratch */
+    uint8_t *col_chosen;  /* [nk] */
+    uint8_t *diag_chosen; /* [2 nk - 1] */
+    int64_t *first_col;   /* [nkb]: smallest chosen column of each key block, INT64_MAX if none */
+    int32_t *diag_prefix; /* [2 nk]: chosen offsets below each index */
+    uint8_t *keep;        /* [nkb] row scratch for the caller */
+} us_vs_work;
+
+us_status us_vs_work_init(us_vs_work *w, const us_geom *g, int block, int64_t n_sample, us_error *err);
+void us_vs_work_free(us_vs_work *w);
+/* Exact softmax attention (g->scale, mask-aware) of the sampled queries of query head h against
+ * every visible key, then the vertical and slash sums. */
+void us_vs_work_scores(us_vs_work *w, const us_attn_args *a, const us_geom *g, int64_t h);
+/* Chooses columns and diagonals (us_top_by_mass over vertical and slash) and rounds them to
+ * blocks. */
+void us_vs_work_choose(us_vs_work *w, int64_t max_vertical, int64_t max_slash, float gamma);
+/* Marks in keep[0, visible) the blocks of query block i that contain a chosen column visible to
+ * the block or whose rectangle is crossed by a chosen diagonal. */
+void us_vs_work_mark_row(const us_vs_work *w, const us_geom *g, int64_t qblock, uint8_t *keep);
 
 #endif

@@ -1,13 +1,14 @@
 /* sparse_cpu.c: exact block-sparse attention on the CPU.
  *
  * For each (query head, query block) the kept key blocks of its selection row are visited in
- * order; each S x S tile is two OpenBLAS sgemm calls (scores = Q K^T, acc += P V) around an
- * online softmax in fp32 (base 2: queries are pre-multiplied by scale * log2 e). The mask is a
- * visible key prefix per query, so masking a tile is just a per-row valid length. Work items are
- * spread over OpenMP threads; OpenBLAS runs single-threaded inside them. */
+ * order; each S x S tile is two register-blocked products (scores = Q K^T, acc += P V, in
+ * tile_kernels) around an online softmax in fp32 (base 2: queries are pre-multiplied by
+ * scale * log2 e). The mask is a visible key prefix per query, so masking a tile is just a per-row
+ * valid length. K is converted once per call to f32 and transposed per block (the layout the
+ * score product streams), V to f32 rows; work items are spread over OpenMP threads. */
 #include "internal.h"
+#include "tile_kernels.h"
 
-#include <cblas.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,17 +39,9 @@ static void softmax_step(tile_scratch *w, int64_t mq, int64_t kn, int64_t ld, in
             memset(srow, 0, (size_t)kn * sizeof *srow);
             continue;
         }
-        float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-        for (int64_t c = 0; c < nv; c++) mx = srow[c] > mx ? srow[c] : mx;
+        float mx = us_tile_row_max(srow, (int)nv);
         float m_old = w->m[t], m_new = mx > m_old ? mx : m_old;
-        float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (int64_t c = 0; c < nv; c++) {
-            float p = us_exp2f(srow[c] - m_new);
-            srow[c] = p;
-            sum += p;
-        }
+        float sum = us_tile_exp2_row(srow, (int)nv, m_new);
         for (int64_t c = nv; c < kn; c++) srow[c] = 0.0f;
         if (m_old != m_new) {
             float alpha = m_old == -INFINITY ? 0.0f : us_exp2f(m_old - m_new);
@@ -96,11 +89,11 @@ us_status us_attention_sparse(const us_attn_args *a, const us_selection *sel, us
     }
     const int64_t S = sel->block, d = g.d, nq = g.nq, nk = g.nk;
     const int64_t nqb = sel->n_qblocks, nkb = sel->n_kblocks;
-    /* K and V as contiguous f32, [hkv, nkb * S, d], with the ragged tail zero-padded. */
+    /* K^T per block [hkv, nkb, d, S] and V [hkv, nkb * S, d] in f32, the ragged tail zero. */
     size_t kv_elems = (size_t)(g.hkv * nkb * S * d);
     float *kf = malloc(kv_elems * sizeof *kf), *vf = malloc(kv_elems * sizeof *vf);
     int nt = threads();
-    size_t per_thread = (size_t)(2 * S * d + S * S + 2 * S);
+    size_t per_thread = (size_t)(2 * S * d + S * S + 2 * S + d);
     float *scratch = malloc((size_t)nt * per_thread * sizeof *scratch);
     int64_t *valid_all = malloc((size_t)nt * (size_t)S * sizeof *valid_all);
     if (!kf || !vf || !scratch || !valid_all) {
@@ -111,12 +104,17 @@ us_status us_attention_sparse(const us_attn_args *a, const us_selection *sel, us
     }
     const float qmul = g.scale * US_LOG2E;
 #pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t h = 0; h < g.hkv; h++) {
-        size_t off = (size_t)(h * nkb * S * d), pad = (size_t)((nkb * S - nk) * d);
-        us_tensor_head_to_f32(&a->k, h, 1.0f, kf + off);
-        us_tensor_head_to_f32(&a->v, h, 1.0f, vf + off);
-        memset(kf + off + nk * d, 0, pad * sizeof *kf);
-        memset(vf + off + nk * d, 0, pad * sizeof *vf);
+    for (int64_t x = 0; x < g.hkv * nkb; x++) {
+        int64_t h = x / nkb, j = x % nkb, k0 = j * S, kn = us_min64(S, nk - k0);
+        float *kt = kf + (size_t)(x * S * d), *vb = vf + (size_t)(x * S * d);
+        float row[1024];
+        memset(kt, 0, (size_t)(S * d) * sizeof *kt);
+        for (int64_t t = 0; t < kn; t++) {
+            us_tensor_row_to_f32(&a->k, h, k0 + t, 1.0f, row);
+            for (int64_t c = 0; c < d; c++) kt[c * S + t] = row[c];
+            us_tensor_row_to_f32(&a->v, h, k0 + t, 1.0f, vb + t * d);
+        }
+        memset(vb + kn * d, 0, (size_t)((S - kn) * d) * sizeof *vb);
     }
 
 #pragma omp parallel num_threads(nt)
@@ -133,23 +131,24 @@ us_status us_attention_sparse(const us_attn_args *a, const us_selection *sel, us
             int64_t kvh = h / g.group;
             int64_t row = (h / sel->heads_per_row) * nqb + i;
             int64_t q0 = i * S, mq = us_min64(S, nq - q0);
+            int64_t m8 = (mq + 7) / 8 * 8; /* the score product works on 8 rows at a time */
+            memset(w.q + mq * d, 0, (size_t)((m8 - mq) * d) * sizeof *w.q);
+            for (int64_t t = mq; t < m8; t++) valid[t] = 0;
             for (int64_t t = 0; t < mq; t++) {
                 us_tensor_row_to_f32(&a->q, h, q0 + t, qmul, w.q + t * d);
                 w.m[t] = -INFINITY;
                 w.l[t] = 0.0f;
             }
-            memset(w.acc, 0, (size_t)(mq * d) * sizeof *w.acc);
+            memset(w.acc, 0, (size_t)(m8 * d) * sizeof *w.acc);
             const int32_t *idx = sel->indices + sel->row_offset[row];
             for (int32_t c = 0; c < sel->counts[row]; c++) {
                 int64_t j = idx[c], k0 = j * S, kn = us_min64(S, nk - k0);
                 const float *kb = kf + (size_t)((kvh * nkb + j) * S * d);
                 const float *vb = vf + (size_t)((kvh * nkb + j) * S * d);
                 for (int64_t t = 0; t < mq; t++) valid[t] = us_max64(0, us_min64(kn, g.limit[q0 + t] - k0 + 1));
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)mq, (int)kn, (int)d, 1.0f, w.q,
-                            (int)d, kb, (int)d, 0.0f, w.s, (int)S);
-                softmax_step(&w, mq, kn, S, d, valid);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)mq, (int)d, (int)kn, 1.0f, w.s,
-                            (int)S, vb, (int)d, 1.0f, w.acc, (int)d);
+                us_tile_qk(w.q, kb, w.s, (int)m8, (int)((kn + 31) / 32 * 32), (int)d, (int)S, (int)S);
+                softmax_step(&w, m8, kn, S, d, valid);
+                us_tile_pv(w.s, vb, w.acc, (int)m8, (int)kn, (int)d, (int)S);
             }
             for (int64_t t = 0; t < mq; t++) {
                 float l = w.l[t];
