@@ -102,7 +102,8 @@ us_status us_vs_work_init(us_vs_work *w, const us_geom *g, int block, int64_t n_
     if (!w->q || !w->k || !w->prob || !w->vertical || !w->slash || !w->sorted || !w->col_chosen ||
         !w->diag_chosen || !w->first_col || !w->diag_prefix || !w->keep) {
         us_vs_work_free(w);
-        return us_error_set(err, US_ERR_NOMEM, "no memory for the attention of %lld sampled queries over %lld keys",
+        return us_error_set(err, US_ERR_NOMEM,
+                            "no memory for the attention of %lld sampled queries over %lld keys",
                             (long long)n_sample, (long long)g->nk);
     }
     return US_OK;

@@ -20,15 +20,16 @@ us_unisparse_params us_unisparse_params_default(void)
     us_unisparse_params p = {
         .block = 128,
         .cq = 16,
-        .ck = 16,
+        .ck = 1,
         .ch = 1,
-        .tau = 0.9f,
+        .tau = 0.99f,
         .sink_blocks = 1,
         .local_blocks = 0,
         .min_blocks = 0,
         .max_blocks = 0,
         .min_tokens = 0,
         .xattn_stride = 8,
+        .xattn_tau = 0.9f,
         .flex_gamma = 0.9f,
         .flex_delta = 0.1f,
         .flex_min_budget = 512,
@@ -86,6 +87,9 @@ us_status us_unisparse_params_validate(const us_unisparse_params *p, int head_di
         return us_error_set(err, US_ERR_INVALID, "parameter flex_gamma = %g: must lie in (0, 1]",
                             (double)p->flex_gamma);
     RANGE(flex_delta, 0.0f, 1.0f);
+    if (!(p->xattn_tau > 0.0f && p->xattn_tau <= 1.0f))
+        return us_error_set(err, US_ERR_INVALID, "parameter xattn_tau = %g: must lie in (0, 1]",
+                            (double)p->xattn_tau);
     RANGE(flex_min_budget, 0, 1 << 30);
     RANGE(flex_last_q, 1, 1 << 20);
     RANGE(mi_last_q, 1, 1 << 20);

@@ -20,7 +20,10 @@
  *   through the shared rule; vertical-slash rows, which have no per-block score, with the most
  *   recent visible blocks (the local diagonals the slash pattern would add next).
  * - Sink (at least one block) and diagonal blocks are kept in both modes. gamma = 1 keeps every
- *   visible block in the query-aware mode and every column and diagonal with mass in the other. */
+ *   visible block in the query-aware mode and every column and diagonal with mass in the other.
+ * - local_blocks and max_blocks act through the shared rule, so in the query-aware mode only.
+ * - JS is taken over the key blocks visible to the last sampled query; a- masks at block level
+ *   (a block counts when its first key is visible), a^ at token level. */
 #include "internal.h"
 
 #include <omp.h>
@@ -28,7 +31,8 @@
 #include <string.h>
 
 /* dst (d) = mean of rows [t0, t1) of head h of t, times mul. */
-static void mean_rows(const us_tensor *t, int64_t h, int64_t t0, int64_t t1, float mul, float *row, float *dst)
+static void mean_rows(const us_tensor *t, int64_t h, int64_t t0, int64_t t1, float mul, float *row,
+                      float *dst)
 {
     int64_t d = t->shape[2];
     memset(dst, 0, (size_t)d * sizeof *dst);
@@ -63,7 +67,7 @@ typedef struct {
 } flex_scratch;
 
 /* Whether head h's pooled estimate matches its sampled attention (d < delta). */
-static bool query_aware(const us_vs_work *w, const flex_scratch *f, const float *kb, const us_geom *g, int S,
+static bool query_aware(const us_vs_work *w, flex_scratch *f, const float *kb, const us_geom *g, int S,
                         float delta)
 {
     const int64_t d = g->d, nvb = us_ceil_div(w->ncols, S);
@@ -138,8 +142,10 @@ us_status us_select_flexprefill(const us_attn_args *a, const us_geom *g, const u
                 bool qa = query_aware(wt, ft, kbh, g, S, p->flex_delta);
                 us_pooled plh = pl;
                 if (qa) {
-                    for (int64_t i = 0; i < nqb; i++)
-                        mean_rows(&a->q, h, i * S, us_min64((i + 1) * S, g->nq), qmul, ft->row, ft->qc + i * d);
+                    for (int64_t i = 0; i < nqb; i++) {
+                        int64_t t1 = us_min64((i + 1) * S, g->nq);
+                        mean_rows(&a->q, h, i * S, t1, qmul, ft->row, ft->qc + i * d);
+                    }
                     plh.qc = ft->qc;
                     plh.kc = kbh;
                 } else {
@@ -149,7 +155,7 @@ us_status us_select_flexprefill(const us_attn_args *a, const us_geom *g, const u
                     int32_t vis = sel->visible[i], d0, d1;
                     int64_t r = h * nqb + i;
                     us_geom_diagonal_blocks(g, S, i, &d0, &d1);
-                    if (qa) {
+                    if (qa) { /* a_hat, no longer needed, holds the row's block importance */
                         us_pooled_block_importance(&plh, g, S, 0, i, ft->z, ft->a_hat);
                         us_select_row_by_mass(sel, r, ft->a_hat, vis, d0, d1, tau, &pp, ft->isc);
                         continue;

@@ -5,12 +5,26 @@
  * columns and top mi_slash offsets (among those with any mass) are kept, rounded to blocks: a
  * visible block is kept when it holds a chosen column visible to the query block or a chosen
  * diagonal crosses it (last_queries.c). Sink and diagonal blocks are always kept; min_blocks is
- * honoured by adding the most recent blocks. */
+ * honoured by adding the most recent blocks (local_blocks and max_blocks are not used).
+ *
+ * As in MInference's reference code, the first 30 columns and the 100 most local diagonals
+ * (offsets 0 .. 99) are always chosen and count against the two budgets; the columns fall in the
+ * sink block, the diagonals keep the one or two key blocks before the diagonal. */
 #include "internal.h"
 
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+
+enum { FORCED_COLUMNS = 30, FORCED_DIAGONALS = 100 };
+
+/* Puts the always-chosen columns and diagonals ahead of every measured score. */
+static void force_sink_and_local(us_vs_work *w)
+{
+    const float big = 1e30f;
+    for (int64_t c = 0; c < us_min64(FORCED_COLUMNS, w->ncols); c++) w->vertical[c] = big;
+    for (int64_t o = 0; o < us_min64(FORCED_DIAGONALS, w->nk); o++) w->slash[w->nk - 1 + o] = big;
+}
 
 us_status us_select_minference(const us_attn_args *a, const us_geom *g, const us_unisparse_params *p,
                                us_selection **out, us_error *err)
@@ -28,6 +42,7 @@ us_status us_select_minference(const us_attn_args *a, const us_geom *g, const us
         for (int64_t h = 0; h < g->hq; h++) {
             us_vs_work *wt = &w[omp_get_thread_num()];
             us_vs_work_scores(wt, a, g, h);
+            force_sink_and_local(wt);
             us_vs_work_choose(wt, p->mi_vertical, p->mi_slash, 1.0f);
             for (int32_t i = 0; i < sel->n_qblocks; i++) {
                 int32_t vis = sel->visible[i], d0, d1;

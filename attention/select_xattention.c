@@ -6,8 +6,9 @@
  * group's keys in order (dim s*d, missing tail tokens as zeros). So the composite tokens are those
  * concatenations and the shared pooled-score machinery does the rest: softmax with scale
  * 1/(sqrt(d) s) over every visible composite key, mass summed per key block, and the cumulative
- * rule keeping sink + diagonal and the heaviest blocks up to tau. tau = 1 keeps every visible
- * block (the cumulative sum is not trusted to reach 1.0 exactly in fp32).
+ * rule keeping sink + diagonal and the heaviest blocks up to tau = xattn_tau (not UniSparse's tau,
+ * whose default differs). tau = 1 keeps every visible block (the cumulative sum is not trusted to
+ * reach 1.0 exactly in fp32).
  *
  * Memory: one query head's and one KV head's concatenations at a time (2 * N * d floats); the
  * heads are visited in order so that a KV head's keys are built once for its query group. */
@@ -55,7 +56,7 @@ us_status us_select_xattention(const us_attn_args *a, const us_geom *g, const us
     pl.kc = kc;
     us_unisparse_params pp = *p;
     pp.sink_blocks = p->sink_blocks > 1 ? p->sink_blocks : 1;
-    const float tau = p->tau >= 1.0f ? INFINITY : p->tau;
+    const float tau = p->xattn_tau >= 1.0f ? INFINITY : p->xattn_tau;
     const float qmul = g->scale / (float)st * US_LOG2E;
 #pragma omp parallel num_threads(nt)
     {
@@ -70,14 +71,16 @@ us_status us_select_xattention(const us_attn_args *a, const us_geom *g, const us
                     concat_group(&a->k, h / g->group, t, st, false, g->nk, 1.0f, kc + t * pl.dim);
             }
 #pragma omp for schedule(static)
-            for (int64_t u = 0; u < pl.nqc; u++) concat_group(&a->q, h, u, st, true, g->nq, qmul, qc + u * pl.dim);
+            for (int64_t u = 0; u < pl.nqc; u++)
+                concat_group(&a->q, h, u, st, true, g->nq, qmul, qc + u * pl.dim);
 #pragma omp for schedule(dynamic, 1)
             for (int64_t x = 0; x < sel->n_qblocks; x++) {
                 int64_t i = sel->n_qblocks - 1 - x; /* the longest rows first */
                 us_pooled_block_importance(&pl, g, S, 0, i, z, imp);
                 int32_t d0, d1;
                 us_geom_diagonal_blocks(g, S, i, &d0, &d1);
-                us_select_row_by_mass(sel, h * sel->n_qblocks + i, imp, sel->visible[i], d0, d1, tau, &pp, isc);
+                int64_t r = h * sel->n_qblocks + i;
+                us_select_row_by_mass(sel, r, imp, sel->visible[i], d0, d1, tau, &pp, isc);
             }
         }
     }

@@ -21,6 +21,7 @@ static const shape_case cases[] = {
     {700, 700, -1, {{100, 260}, {500, 610}}}, /* ragged: 10 full blocks of 64 and 60 */
     {300, 700, 333, {{100, 260}, {500, 610}}}, /* chunked prefill at an unaligned offset */
     {50, 130, -1, {{20, 60}, {85, 120}}},      /* fewer queries than any sample */
+    {5, 9, -1, {{0, 3}, {4, 9}}},              /* one partial block */
 };
 enum { N_CASES = sizeof cases / sizeof cases[0] };
 
@@ -73,8 +74,8 @@ static void unit_vector(float *u)
     for (int c = 0; c < D; c++) u[c] /= (float)sqrt(n);
 }
 
-/* Every query += u; keys [k0, k1) of every KV head += mul * u. */
-static void plant(inputs *in, int64_t k0, int64_t k1, float mul)
+/* Every query += u; keys [k0, k1) of KV head kv_head (-1: every KV head) += mul * u. */
+static void plant_in(inputs *in, int64_t kv_head, int64_t k0, int64_t k1, float mul)
 {
     float u[D];
     unit_vector(u);
@@ -82,9 +83,11 @@ static void plant(inputs *in, int64_t k0, int64_t k1, float mul)
     for (int64_t r = 0; r < HQ * nq; r++)
         for (int c = 0; c < D; c++) in->q[r * D + c] += u[c];
     for (int64_t h = 0; h < HKV; h++)
-        for (int64_t t = k0; t < k1; t++)
+        for (int64_t t = k0; t < k1 && (kv_head < 0 || h == kv_head); t++)
             for (int c = 0; c < D; c++) in->k[(h * nk + t) * D + c] += mul * u[c];
 }
+
+static void plant(inputs *in, int64_t k0, int64_t k1, float mul) { plant_in(in, -1, k0, k1, mul); }
 
 static int64_t q_offset_of(const us_attn_args *a)
 {
@@ -185,20 +188,28 @@ Test(ashape, keeps_exactly_sink_window_and_diagonal)
         }
 }
 
-/* Asserts that every query block that sees key position kpos keeps its block, in every head. */
-static void assert_keeps_column(const us_selection *sel, const us_attn_args *a, int64_t kpos, const char *what)
+/* Asserts that every query block that sees key position kpos keeps its block, in query heads
+ * [h0, h1). */
+static void assert_keeps_column_in(const us_selection *sel, const us_attn_args *a, int64_t kpos, int64_t h0,
+                                   int64_t h1, const char *what)
 {
     int S = sel->block;
     int checked = 0;
     for (int64_t i = 0; i < sel->n_qblocks; i++) {
         if (!block_sees(a, S, i, kpos)) continue;
         checked++;
-        for (int64_t h = 0; h < HQ; h++)
+        for (int64_t h = h0; h < h1; h++)
             cr_assert(row_has(sel, h * sel->n_qblocks + i, (int32_t)(kpos / S)),
                       "%s mask %s: head %lld query block %lld dropped planted block %lld", what,
                       us_mask_kind_name(a->mask.kind), (long long)h, (long long)i, (long long)(kpos / S));
     }
     cr_assert(checked > 0);
+}
+
+static void assert_keeps_column(const us_selection *sel, const us_attn_args *a, int64_t kpos,
+                                const char *what)
+{
+    assert_keeps_column_in(sel, a, kpos, 0, HQ, what);
 }
 
 Test(minference, keeps_planted_vertical_column)
@@ -210,8 +221,8 @@ Test(minference, keeps_planted_vertical_column)
             inputs_make(&in, &cases[c], masks[mk], 30);
             plant(&in, col, col + 1, 8.0f);
             us_unisparse_params p = params(64);
-            p.mi_vertical = 8; /* few enough that the choice matters */
-            p.mi_slash = 8;
+            p.mi_vertical = 31; /* the 30 forced first columns and one chosen */
+            p.mi_slash = 100;   /* the 100 forced local diagonals only */
             us_selection *sel = select_ok(US_METHOD_MINFERENCE, &in.a, &p);
             assert_keeps_column(sel, &in.a, col, "minference");
             cr_assert(sel->density < 1.0);
@@ -219,6 +230,15 @@ Test(minference, keeps_planted_vertical_column)
             p = params(64);
             sel = select_ok(US_METHOD_MINFERENCE, &in.a, &p);
             assert_keeps_column(sel, &in.a, col, "minference default");
+            /* the 100 most local diagonals: key blocks covering [p0 - 99, p1] */
+            int64_t off = q_offset_of(&in.a), nq = in.a.q.shape[1];
+            for (int64_t i = 0; i < sel->n_qblocks; i++) {
+                int64_t p0 = off + i * 64, p1 = off + (nq < (i + 1) * 64 ? nq : (i + 1) * 64) - 1;
+                for (int64_t j = (p0 < 99 ? 0 : p0 - 99) / 64; j <= p1 / 64; j++)
+                    for (int64_t h = 0; h < HQ; h++)
+                        cr_assert(row_has(sel, h * sel->n_qblocks + i, (int32_t)j),
+                                  "row %lld lacks local block %lld", (long long)i, (long long)j);
+            }
             us_selection_free(&sel);
             inputs_free(&in);
         }
@@ -289,14 +309,14 @@ Test(flexprefill, minimum_budget_is_a_floor)
         }
 }
 
-Test(xattention, tau_one_keeps_every_visible_block)
+Test(xattention, xattn_tau_one_keeps_every_visible_block)
 {
     for (int c = 0; c < N_CASES; c++)
         for (int mk = 0; mk < 3; mk++) {
             inputs in;
             inputs_make(&in, &cases[c], masks[mk], 60);
             us_unisparse_params p = params(64);
-            p.tau = 1.0f;
+            p.xattn_tau = 1.0f;
             us_selection *sel = select_ok(US_METHOD_XATTENTION, &in.a, &p);
             for (int64_t r = 0; r < (int64_t)sel->n_heads * sel->n_qblocks; r++)
                 cr_assert_eq(sel->counts[r], sel->visible[r % sel->n_qblocks]);
@@ -316,7 +336,7 @@ Test(xattention, keeps_planted_block)
                 inputs_make(&in, &cases[c], masks[mk], 70);
                 plant(&in, blk * 64, blk * 64 + 64, 8.0f);
                 us_unisparse_params p = params(64);
-                p.tau = 0.8f; /* above the forced sink + diagonal mass of every row */
+                p.xattn_tau = 0.8f; /* above the forced sink + diagonal mass of every row */
                 p.xattn_stride = stride;
                 us_selection *sel = select_ok(US_METHOD_XATTENTION, &in.a, &p);
                 assert_keeps_column(sel, &in.a, blk * 64, "xattention");
@@ -324,6 +344,37 @@ Test(xattention, keeps_planted_block)
                 us_selection_free(&sel);
                 inputs_free(&in);
             }
+}
+
+/* GQA: columns planted in one KV head each are found by that head's query group only. */
+Test(baselines, gqa_maps_query_heads_to_their_kv_head)
+{
+    const int64_t col0 = 300, col1 = 200; /* in KV heads 0 and 1: key blocks 4 and 3 */
+    for (int mk = 0; mk < 3; mk++)
+        for (int m = 0; m < 3; m++) {
+            inputs in;
+            inputs_make(&in, &cases[0], masks[mk], 45);
+            us_unisparse_params p = params(64);
+            us_method method = methods[m];
+            if (method == US_METHOD_XATTENTION) { /* whole blocks, as antidiagonals see them */
+                plant_in(&in, 0, 4 * 64, 5 * 64, 8.0f);
+                plant_in(&in, 1, 3 * 64, 4 * 64, 8.0f);
+                p.xattn_tau = 0.8f;
+            } else {
+                plant_in(&in, 0, col0, col0 + 1, 8.0f);
+                plant_in(&in, 1, col1, col1 + 1, 8.0f);
+                p.mi_vertical = 32; /* the 30 forced first columns and two chosen */
+                p.mi_slash = 100;
+                p.flex_delta = 0.0f;
+                p.flex_gamma = 0.001f;
+                p.flex_min_budget = 0;
+            }
+            us_selection *sel = select_ok(method, &in.a, &p);
+            assert_keeps_column_in(sel, &in.a, col0, 0, 2, us_method_name(method));
+            assert_keeps_column_in(sel, &in.a, col1, 2, 4, us_method_name(method));
+            us_selection_free(&sel);
+            inputs_free(&in);
+        }
 }
 
 /* Output rel. error ||o - o_dense|| / ||o_dense||. */
@@ -341,7 +392,7 @@ static double rel_diff(const float *x, const float *y, int64_t n)
 Test(baselines, keep_all_parameters_equal_dense)
 {
     us_unisparse_params p = params(64);
-    p.tau = 1.0f;
+    p.xattn_tau = 1.0f;
     p.flex_gamma = 1.0f;
     p.flex_min_budget = 1 << 30;
     p.mi_vertical = 1 << 30;

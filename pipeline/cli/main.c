@@ -1,4 +1,5 @@
 /* main.c: the unisparse executable: `unisparse <command> [options]`. */
+#include "blas_env.h"
 #include "commands.h"
 
 #include <stdio.h>
@@ -18,6 +19,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    us_blas_env_fix(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;

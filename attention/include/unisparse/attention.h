@@ -174,10 +174,12 @@ int us_method_parse(const char *s); /* -1 when unknown */
 
 typedef struct {
     int block;          /* S, tokens per block: 64 or 128 (default 128) */
-    int cq, ck;         /* sequence pooling of queries / keys into composite tokens (16, 16) */
+    int cq, ck;         /* sequence pooling of queries / keys into composite tokens (16, 1; see
+                           bench/RESULTS.md for why keys stay at token granularity by default) */
     int ch;             /* query heads pooled per estimate (1); must divide Hq and either divide or
                            be a multiple of the GQA group size */
-    float tau;          /* cumulative mass to keep, (0, 1] (0.9) */
+    float tau;          /* cumulative estimated mass to keep, (0, 1] (0.99 for UniSparse); the
+                           baselines use their own defaults (XAttention 0.9) */
     int sink_blocks;    /* leading key blocks always kept (1) */
     int local_blocks;   /* key blocks before the diagonal always kept (0) */
     int min_blocks;     /* floor on kept blocks per row (0) */
@@ -185,6 +187,7 @@ typedef struct {
     int64_t min_tokens; /* below this many keys, keep everything (dense fallback) (0) */
     /* baselines */
     int xattn_stride;   /* XAttention antidiagonal stride, 8 or 16 (8) */
+    float xattn_tau;    /* XAttention threshold (0.9) */
     float flex_gamma;   /* FlexPrefill coverage (0.9) */
     float flex_delta;   /* FlexPrefill sqrt(JS) threshold (0.1) */
     int flex_min_budget;/* FlexPrefill minimum tokens per row (512) */
