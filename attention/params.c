@@ -21,7 +21,7 @@ us_unisparse_params us_unisparse_params_default(void)
         .block = 128,
         .cq = 16,
         .ck = 1,
-        .ch = 1,
+        .ch = 0,
         .tau = 0.99f,
         .sink_blocks = 1,
         .local_blocks = 0,
@@ -61,8 +61,8 @@ us_status us_unisparse_params_validate(const us_unisparse_params *p, int head_di
         return us_error_set(err, US_ERR_INVALID, "parameter cq = %d: must divide block = %d", p->cq, p->block);
     if (p->block % p->ck)
         return us_error_set(err, US_ERR_INVALID, "parameter ck = %d: must divide block = %d", p->ck, p->block);
-    RANGE(ch, 1, 1024);
-    if (hq > 0 && hkv > 0) {
+    RANGE(ch, 0, 1024);
+    if (hq > 0 && hkv > 0 && p->ch > 0) {
         int group = hq / hkv;
         if (hq % p->ch || (group % p->ch && p->ch % group))
             return us_error_set(err, US_ERR_INVALID,

@@ -30,7 +30,7 @@ us_status us_select_unisparse(const us_attn_args *a, const us_geom *g, const us_
                               us_selection **out, us_error *err)
 {
     const int S = p->block;
-    const int64_t ch = p->ch, ne = g->hq / ch, d = g->d;
+    const int64_t ch = p->ch > 0 ? p->ch : g->group, ne = g->hq / ch, d = g->d;
     /* KV heads behind estimation head e: one when ch <= group, else ch / group of them. */
     const int64_t kv_per_e = ch > g->group ? ch / g->group : 1;
     us_status s = us_selection_create(a, S, (int)ch, out, err);

@@ -183,6 +183,7 @@ void us_select_row_by_mass(us_selection *sel, int64_t row, const float *importan
                            int32_t diag_first, int32_t diag_last, float tau, const us_unisparse_params *p,
                            int32_t *scratch)
 {
+    if (tau >= 1.0f) tau = INFINITY; /* "keep all": an fp32 running sum may never reach exactly 1 */
     int32_t *keep = scratch;            /* [visible]: 1 if kept */
     int32_t *cand = scratch + visible;  /* [visible]: candidates */
     memset(keep, 0, (size_t)visible * sizeof *keep);

@@ -176,8 +176,9 @@ typedef struct {
     int block;          /* S, tokens per block: 64 or 128 (default 128) */
     int cq, ck;         /* sequence pooling of queries / keys into composite tokens (16, 1; see
                            bench/RESULTS.md for why keys stay at token granularity by default) */
-    int ch;             /* query heads pooled per estimate (1); must divide Hq and either divide or
-                           be a multiple of the GQA group size */
+    int ch;             /* query heads pooled per estimate; must divide Hq and either divide or be
+                           a multiple of the GQA group size; 0 (default) = the group size, one
+                           estimate per KV head shared by its query group */
     float tau;          /* cumulative estimated mass to keep, (0, 1] (0.99 for UniSparse); the
                            baselines use their own defaults (XAttention 0.9) */
     int sink_blocks;    /* leading key blocks always kept (1) */
