@@ -57,12 +57,10 @@ static void run_case(dense_case c, uint64_t seed, double *o_err, double *lse_err
     ref_attention_f64(&a, ro, rl);
     for (int64_t i = 0; i < nq_el; i++) cr_assert(isfinite(o[i]), "o[%lld] not written", (long long)i);
     *o_err = ref_rel_err(o, ro, nq_el);
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < (int64_t)c.hq * c.nq; i++) {
-        num += (lse[i] - rl[i]) * (lse[i] - rl[i]);
-        den += rl[i] * rl[i];
-    }
-    *lse_err = sqrt(num / den);
+    /* LSE in nats: an absolute error (a relative one is meaningless near lse = 0) */
+    double worst = 0;
+    for (int64_t i = 0; i < (int64_t)c.hq * c.nq; i++) worst = fmax(worst, fabs(lse[i] - rl[i]));
+    *lse_err = worst;
     free(qf), free(kf), free(vf), free(q), free(k), free(v), free(o), free(lse), free(ro), free(rl);
 }
 
@@ -72,7 +70,7 @@ static void expect(dense_case c, double tol)
     run_case(c, (uint64_t)(c.nq * 31 + c.d + c.mask), &oe, &le);
     cr_expect_lt(oe, tol, "hq=%d hkv=%d nq=%d nk=%d d=%d dtype=%s mask=%s off=%lld: rel err %.3g", c.hq, c.hkv, c.nq,
                  c.nk, c.d, us_dtype_name(c.dtype), us_mask_kind_name(c.mask), (long long)c.q_offset, oe);
-    cr_expect_lt(le, tol, "lse rel err %.3g", le);
+    cr_expect_lt(le, 5e-5, "lse max abs err %.3g nats", le);
 }
 
 /* fp32 inputs: the fp32 kernel must sit at fp32 rounding of the float64 result. */
