@@ -6,6 +6,7 @@
  * keys. Each row is softmaxed in fp32 (base 2: the pooled queries carry scale * log2 e), and the
  * mass is summed per key block and averaged over the block's composite rows, so it sums to 1. */
 #include "internal.h"
+#include "tile_kernels.h"
 
 #include <cblas.h>
 #include <string.h>
@@ -32,14 +33,8 @@ void us_pooled_block_importance(const us_pooled *pl, const us_geom *g, int block
         float *z = work + r * ncols;
         int64_t tok = us_min64((u0 + r + 1) * pl->cq, g->nq) - 1;
         int64_t nv = us_min64(ncols, g->limit[tok] / pl->ck + 1);
-        float mx = -INFINITY, sum = 0.0f;
-#pragma omp simd reduction(max : mx)
-        for (int64_t t = 0; t < nv; t++) mx = z[t] > mx ? z[t] : mx;
-#pragma omp simd reduction(+ : sum)
-        for (int64_t t = 0; t < nv; t++) {
-            z[t] = us_exp2f(z[t] - mx);
-            sum += z[t];
-        }
+        /* base-2 softmax numerators over the visible prefix, vectorised */
+        float sum = us_tile_exp2_row(z, (int)nv, us_tile_row_max(z, (int)nv));
         float norm = inv_rows / sum;
         for (int64_t b = 0; b * keys_per_block < nv; b++) {
             int64_t t1 = us_min64((b + 1) * keys_per_block, nv);

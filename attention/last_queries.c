@@ -10,6 +10,7 @@
  * a token-level test would skip (never an invisible one). The small row helpers (forced sink and
  * diagonal, a floor filled with the most recent blocks, writing a row) serve every baseline. */
 #include "internal.h"
+#include "tile_kernels.h"
 
 #include <cblas.h>
 #include <stdlib.h>
@@ -133,14 +134,8 @@ void us_vs_work_scores(us_vs_work *w, const us_attn_args *a, const us_geom *g, i
     for (int64_t r = 0; r < n; r++) {
         float *z = w->prob + r * ncols;
         int64_t nv = g->limit[i0 + r] + 1;
-        float mx = -INFINITY, sum = 0.0f;
-#pragma omp simd reduction(max : mx)
-        for (int64_t c = 0; c < nv; c++) mx = z[c] > mx ? z[c] : mx;
-#pragma omp simd reduction(+ : sum)
-        for (int64_t c = 0; c < nv; c++) {
-            z[c] = us_exp2f(z[c] - mx);
-            sum += z[c];
-        }
+        /* base-2 softmax numerators over the visible prefix, vectorised */
+        float sum = us_tile_exp2_row(z, (int)nv, us_tile_row_max(z, (int)nv));
         float inv = 1.0f / sum;
         /* offset o = pos - c sits at index o + nk - 1, so key c of this row maps to base - c */
         float *sl = w->slash + (g->q_offset + i0 + r + nk - 1);
