@@ -34,6 +34,36 @@ PY
 "$bin" attn --synthetic sinks --n 600 --heads 2 --kv-heads 1 --head-dim 32 --methods dense,unisparse --dtype bf16 \
   | grep -q '^unisparse' || fail "table has no unisparse row"
 
+# a --qkv file written independently (Python's struct + json), bf16 with image spans
+python3 - "$tmp/spans.safetensors" <<'PY'
+import json, random, struct, sys
+random.seed(4)
+hq, hkv, n, d = 2, 1, 300, 64
+def bf16(x):  # round to nearest even, as the format defines
+    b = struct.unpack("<I", struct.pack("<f", x))[0]
+    return (b + 0x7FFF + ((b >> 16) & 1)) >> 16
+blobs, header, off = [], {}, 0
+for name, h in (("q", hq), ("k", hkv), ("v", hkv)):
+    vals = [bf16(random.gauss(0, 1)) for _ in range(h * n * d)]
+    raw = struct.pack("<%dH" % len(vals), *vals)
+    header[name] = {"dtype": "BF16", "shape": [h, n, d], "data_offsets": [off, off + len(raw)]}
+    blobs.append(raw)
+    off += len(raw)
+header["__metadata__"] = {"mask": "spans", "spans": "[[10, 90], [200, 260]]"}
+text = json.dumps(header).encode()
+text += b" " * (-len(text) % 8)
+with open(sys.argv[1], "wb") as f:
+    f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+PY
+"$bin" attn --qkv "$tmp/spans.safetensors" --methods dense,unisparse --block 64 --tau 1 --json >"$tmp/spans.jsonl"
+python3 - "$tmp/spans.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert rows[0]["mask"] == "spans" and rows[0]["dtype"] == "bf16" and rows[0]["n"] == 300, rows[0]
+assert rows[1]["density"] == 1 and rows[1]["rel_err"] < 1e-6, rows[1]   # tau = 1 keeps every block
+print("qkv file ok")
+PY
+
 expect_fail() { # expected status, text in stderr, command...
   local want=$1 text=$2; shift 2
   set +e; "$@" 2>"$tmp/err" >/dev/null; local got=$?; set -e
