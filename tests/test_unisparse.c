@@ -44,7 +44,10 @@ static fixture make(int hq, int hkv, int nq, int nk, int d, us_mask_kind mask, i
     return f;
 }
 
-static void drop(fixture *f) { free(f->q), free(f->k), free(f->v), free(f->o), free(f->o2), free(f->lse), free(f->lse2); }
+static void drop(fixture *f)
+{
+    free(f->q), free(f->k), free(f->v), free(f->o), free(f->o2), free(f->lse), free(f->lse2);
+}
 
 Test(unisparse, keep_all_equals_dense_bitwise)
 {
@@ -128,14 +131,16 @@ Test(unisparse, sparse_output_matches_float64_on_kept_blocks)
     f.a.o = us_tensor_3d(f.o2, US_F32, 2, 500, 64);
     f.a.lse = f.lse2;
     cr_assert_eq(us_attention(US_METHOD_UNISPARSE, &f.a, &p, NULL, &err), US_OK, "%s", err.msg);
-    for (int i = 0; i < 2 * 500; i++) cr_expect_leq(f.lse2[i], f.lse[i] + 1e-5f, "row %d", i);
+    for (int i = 0; i < 2 * 500; i++)
+        cr_expect_leq(f.lse2[i], f.lse[i] + 1e-5f, "row %d", i);
     drop(&f);
 }
 
 Test(unisparse, planted_needles_are_found)
 {
     int n = 4096, hq = 4, hkv = 2, d = 128;
-    float *q = malloc((size_t)hq * n * d * 4), *k = malloc((size_t)hkv * n * d * 4), *v = malloc((size_t)hkv * n * d * 4);
+    float *q = malloc((size_t)hq * n * d * 4), *k = malloc((size_t)hkv * n * d * 4),
+          *v = malloc((size_t)hkv * n * d * 4);
     us_needle needles[16];
     int nn = 16;
     us_error err;
@@ -154,7 +159,8 @@ Test(unisparse, planted_needles_are_found)
         int64_t qb = needles[i].query / sel->block, kb = needles[i].key / sel->block;
         int64_t r = (int64_t)(needles[i].h / sel->heads_per_row) * sel->n_qblocks + qb;
         bool kept = false;
-        for (int t = 0; t < sel->counts[r]; t++) kept |= sel->indices[sel->row_offset[r] + t] == kb;
+        for (int t = 0; t < sel->counts[r]; t++)
+            kept |= sel->indices[sel->row_offset[r] + t] == kb;
         cr_expect(kept, "needle %d (head %d, query %lld -> key %lld) not kept", i, needles[i].h,
                   (long long)needles[i].query, (long long)needles[i].key);
     }
@@ -166,19 +172,20 @@ Test(unisparse, every_bad_parameter_is_rejected_by_name)
 {
     fixture f = make(4, 2, 300, 300, 64, US_MASK_CAUSAL, -1, 1);
     us_unisparse_params variants[10];
-    for (int i = 0; i < 10; i++) variants[i] = us_unisparse_params_default();
+    for (int i = 0; i < 10; i++)
+        variants[i] = us_unisparse_params_default();
     variants[0].block = 96;
-    variants[1].cq = 7;            /* does not divide the block */
+    variants[1].cq = 7; /* does not divide the block */
     variants[2].ck = 0;
-    variants[3].ch = 3;            /* does not divide Hq = 4 */
+    variants[3].ch = 3; /* does not divide Hq = 4 */
     variants[4].tau = 1.5f;
     variants[5].max_blocks = 2, variants[5].min_blocks = 3;
     variants[6].xattn_stride = 5;
     variants[7].flex_gamma = 0.0f;
     variants[8].sink_blocks = -1;
     variants[9].min_tokens = -5;
-    const char *names[10] = {"block", "cq", "ck", "ch", "tau", "max_blocks", "xattn_stride", "flex_gamma",
-                             "sink_blocks", "min_tokens"};
+    const char *names[10] = {"block",      "cq",           "ck",         "ch",          "tau",
+                             "max_blocks", "xattn_stride", "flex_gamma", "sink_blocks", "min_tokens"};
     for (int i = 0; i < 10; i++) {
         us_selection *sel = NULL;
         us_error err;
@@ -232,28 +239,30 @@ Test(unisparse, default_parameters_keep_fidelity_on_structured_input)
     /* the fidelity the defaults promise (bench/RESULTS.md), on a smaller instance; over seeds 1-5
      * rel_err measured 0.013-0.032 (mean 0.018) at density ~0.35, so each seed is held to 0.04 */
     for (uint64_t seed = 1; seed <= 3; seed++) {
-    int n = 4096, hq = 4, hkv = 2, d = 128;
-    float *q = malloc((size_t)hq * n * d * 4), *k = malloc((size_t)hkv * n * d * 4), *v = malloc((size_t)hkv * n * d * 4);
-    float *o = malloc((size_t)hq * n * d * 4), *o2 = malloc((size_t)hq * n * d * 4);
-    us_error err;
-    cr_assert_eq(us_synthetic_qkv(US_SYN_MIXED, n, hq, hkv, d, seed, q, k, v, NULL, NULL, &err), US_OK, "%s", err.msg);
-    us_attn_args a = us_attn_args_default();
-    a.q = us_tensor_3d(q, US_F32, hq, n, d);
-    a.k = us_tensor_3d(k, US_F32, hkv, n, d);
-    a.v = us_tensor_3d(v, US_F32, hkv, n, d);
-    a.o = us_tensor_3d(o, US_F32, hq, n, d);
-    cr_assert_eq(us_attention_dense(&a, &err), US_OK, "%s", err.msg);
-    a.o = us_tensor_3d(o2, US_F32, hq, n, d);
-    us_unisparse_params p = us_unisparse_params_default();
-    double density = 0;
-    cr_assert_eq(us_attention(US_METHOD_UNISPARSE, &a, &p, &density, &err), US_OK, "%s", err.msg);
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < (int64_t)hq * n * d; i++) {
-        num += (double)(o2[i] - o[i]) * (o2[i] - o[i]);
-        den += (double)o[i] * o[i];
-    }
-    cr_expect_lt(sqrt(num / den), 0.04, "seed %d: rel_err %.4f", (int)seed, sqrt(num / den));
-    cr_expect_lt(density, 0.5, "seed %d: density %.3f", (int)seed, density);
-    free(q), free(k), free(v), free(o), free(o2);
+        int n = 4096, hq = 4, hkv = 2, d = 128;
+        float *q = malloc((size_t)hq * n * d * 4), *k = malloc((size_t)hkv * n * d * 4),
+              *v = malloc((size_t)hkv * n * d * 4);
+        float *o = malloc((size_t)hq * n * d * 4), *o2 = malloc((size_t)hq * n * d * 4);
+        us_error err;
+        cr_assert_eq(us_synthetic_qkv(US_SYN_MIXED, n, hq, hkv, d, seed, q, k, v, NULL, NULL, &err), US_OK, "%s",
+                     err.msg);
+        us_attn_args a = us_attn_args_default();
+        a.q = us_tensor_3d(q, US_F32, hq, n, d);
+        a.k = us_tensor_3d(k, US_F32, hkv, n, d);
+        a.v = us_tensor_3d(v, US_F32, hkv, n, d);
+        a.o = us_tensor_3d(o, US_F32, hq, n, d);
+        cr_assert_eq(us_attention_dense(&a, &err), US_OK, "%s", err.msg);
+        a.o = us_tensor_3d(o2, US_F32, hq, n, d);
+        us_unisparse_params p = us_unisparse_params_default();
+        double density = 0;
+        cr_assert_eq(us_attention(US_METHOD_UNISPARSE, &a, &p, &density, &err), US_OK, "%s", err.msg);
+        double num = 0, den = 0;
+        for (int64_t i = 0; i < (int64_t)hq * n * d; i++) {
+            num += (double)(o2[i] - o[i]) * (o2[i] - o[i]);
+            den += (double)o[i] * o[i];
+        }
+        cr_expect_lt(sqrt(num / den), 0.04, "seed %d: rel_err %.4f", (int)seed, sqrt(num / den));
+        cr_expect_lt(density, 0.5, "seed %d: density %.3f", (int)seed, density);
+        free(q), free(k), free(v), free(o), free(o2);
     }
 }
