@@ -2,11 +2,13 @@
 #include "qkv_file.h"
 
 #include <cjson/cJSON.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static us_status view(const char *path, const us_safetensors *st, const char *name, us_tensor *t, us_error *err)
+static us_status view(const char *path, const us_safetensors *st, const char *name, us_tensor *t, void **copy,
+                      us_error *err)
 {
     const us_st_tensor *x = us_safetensors_find(st, name);
     if (!x) return us_error_set(err, US_ERR_FORMAT, "%s: no tensor '%s' (need q, k and v)", path, name);
@@ -16,7 +18,14 @@ static us_status view(const char *path, const us_safetensors *st, const char *na
     if (x->ndim != 3)
         return us_error_set(err, US_ERR_FORMAT, "%s: tensor '%s' has %d dims; expected 3 ([heads, tokens, dim])",
                             path, name, x->ndim);
-    *t = us_tensor_3d((void *)x->data, (us_dtype)x->dtype, x->shape[0], x->shape[1], x->shape[2]);
+    void *data = (void *)x->data;
+    if ((uintptr_t)data % x->elem_size) { /* a foreign writer may leave tensors misaligned */
+        *copy = malloc(x->nbytes ? x->nbytes : 1);
+        if (!*copy) return us_error_set(err, US_ERR_NOMEM, "%s: no memory to align tensor '%s'", path, name);
+        memcpy(*copy, x->data, x->nbytes);
+        data = *copy;
+    }
+    *t = us_tensor_3d(data, (us_dtype)x->dtype, x->shape[0], x->shape[1], x->shape[2]);
     return US_OK;
 }
 
@@ -56,8 +65,9 @@ us_status us_qkv_load(const char *path, us_qkv *out, us_error *err)
     out->q_offset = -1;
     us_status s = us_safetensors_open(path, &out->file, err);
     if (s) return s;
-    if ((s = view(path, out->file, "q", &out->q, err)) || (s = view(path, out->file, "k", &out->k, err)) ||
-        (s = view(path, out->file, "v", &out->v, err)))
+    if ((s = view(path, out->file, "q", &out->q, &out->copies[0], err)) ||
+        (s = view(path, out->file, "k", &out->k, &out->copies[1], err)) ||
+        (s = view(path, out->file, "v", &out->v, &out->copies[2], err)))
         goto fail;
     const char *mask = us_safetensors_metadata(out->file, "mask");
     int kind = mask ? us_mask_kind_parse(mask) : US_MASK_CAUSAL;
@@ -93,6 +103,10 @@ void us_qkv_free(us_qkv *x)
     us_safetensors_close(&x->file);
     free(x->spans);
     x->spans = NULL;
+    for (int i = 0; i < 3; i++) {
+        free(x->copies[i]);
+        x->copies[i] = NULL;
+    }
 }
 
 static us_st_tensor entry(const char *name, const us_tensor *t)

@@ -15,6 +15,7 @@ typedef struct {
     us_tensor q, k, v;
     us_mask mask;
     us_span *spans;       /* owned */
+    void *copies[3];      /* owned: aligned copies of tensors stored misaligned in the file */
     int64_t q_offset;     /* -1: Nk - Nq */
     float scale;          /* 0: 1/sqrt(d) */
 } us_qkv;

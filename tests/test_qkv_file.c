@@ -129,3 +129,31 @@ Test(qkv_file, missing_file_is_named)
     cr_expect_eq(us_qkv_load("/nonexistent/dir/x.safetensors", &in, &err), US_ERR_IO);
     cr_expect_not_null(strstr(err.msg, "/nonexistent/dir/x.safetensors"), "%s", err.msg);
 }
+
+Test(qkv_file, misaligned_tensors_are_copied_aligned)
+{
+    /* a header of odd length leaves the f32 data at an odd address in the mapping */
+    const char *header = "{\"q\":{\"dtype\":\"F32\",\"shape\":[1,2,8],\"data_offsets\":[0,64]},"
+                         "\"k\":{\"dtype\":\"F32\",\"shape\":[1,2,8],\"data_offsets\":[64,128]},"
+                         "\"v\":{\"dtype\":\"F32\",\"shape\":[1,2,8],\"data_offsets\":[128,192]}} ";
+    char p[128];
+    path_of(p, sizeof p, "odd.safetensors");
+    FILE *f = fopen(p, "wb");
+    cr_assert_not_null(f);
+    uint64_t n = strlen(header);
+    cr_assert(n % 4 != 0, "the header must leave the data misaligned (length %llu)", (unsigned long long)n);
+    fwrite(&n, 8, 1, f);
+    fwrite(header, 1, n, f);
+    for (int i = 0; i < 48; i++) {
+        float x = (float)i * 0.5f;
+        fwrite(&x, 4, 1, f);
+    }
+    fclose(f);
+    us_qkv in;
+    us_error err;
+    cr_assert_eq(us_qkv_load(p, &in, &err), US_OK, "%s", err.msg);
+    cr_expect_eq((uintptr_t)in.v.data % 4, 0);
+    cr_expect_float_eq(us_tensor_get(&in.v, 0, 1, 7), 47 * 0.5f, 0);
+    cr_expect_float_eq(us_tensor_get(&in.q, 0, 0, 3), 3 * 0.5f, 0);
+    us_qkv_free(&in);
+}
