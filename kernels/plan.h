@@ -1,0 +1,56 @@
+/* plan.h: the device-side plan shared by the CUDA files (internal). */
+#ifndef UNISPARSE_CUDA_PLAN_H
+#define UNISPARSE_CUDA_PLAN_H
+
+#include "unisparse_cuda.h"
+
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdint.h>
+
+/* CUDA errors carry the statement, file and line. */
+#define US_CUDA_TRY(err, call)                                                                                 \
+    do {                                                                                                       \
+        cudaError_t e_ = (call);                                                                               \
+        if (e_ != cudaSuccess)                                                                                 \
+            return us_error_set((err), e_ == cudaErrorMemoryAllocation ? US_ERR_NOMEM : US_ERR_DEVICE,         \
+                                "%s failed: %s (%s:%d)", #call, cudaGetErrorString(e_), __FILE__, __LINE__); \
+    } while (0)
+
+struct us_cuda_plan {
+    us_method method;
+    us_unisparse_params p;
+    int block;                 /* S */
+    int hq, hkv, group, d;
+    int64_t nq, nk, q_offset;
+    float scale;
+    us_dtype dtype;
+    /* selection, in the us_selection layout */
+    int n_heads, heads_per_row, n_qblocks, n_kblocks;
+    int64_t n_indices;
+    int32_t *d_limit;          /* [nq]: last visible key of each query */
+    int64_t *d_row_offset;     /* [n_heads * n_qblocks] */
+    int32_t *d_visible;        /* [n_qblocks] */
+    int32_t *d_counts;         /* [n_heads * n_qblocks] */
+    int32_t *d_indices;        /* [n_indices] */
+    /* host copies of the geometry (for us_cuda_plan_selection) */
+    int64_t *h_row_offset;
+    int32_t *h_visible;
+    /* estimation scratch, owned by the estimator */
+    void *est_scratch;
+    size_t est_scratch_bytes;
+};
+
+/* Fills every visible block of every row (dense); queued on stream. */
+us_status us_cuda_select_dense(us_cuda_plan *plan, cudaStream_t stream, us_error *err);
+
+/* UniSparse estimation and selection on the device (estimate_unisparse.cu). Sizes and allocates
+ * its scratch on first use (plan->est_scratch), queues everything on stream, no host sync after
+ * the first call. */
+us_status us_cuda_select_unisparse(us_cuda_plan *plan, const us_attn_args *a, cudaStream_t stream, us_error *err);
+
+/* The block-sparse attention kernel (flash_sparse.cu). */
+us_status us_cuda_attention_sparse(const us_cuda_plan *plan, const us_attn_args *a, cudaStream_t stream,
+                                   us_error *err);
+
+#endif

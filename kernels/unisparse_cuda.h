@@ -1,0 +1,45 @@
+/* unisparse_cuda.h: UniSparse and dense attention on NVIDIA Hopper GPUs (sm_90a).
+ *
+ *   us_cuda_plan *plan = NULL;
+ *   us_error err;
+ *   // shapes, mask and parameters: converted once into device buffers (no tensor data read)
+ *   if (us_cuda_plan_create(US_METHOD_UNISPARSE, &args, &params, &plan, &err)) ...
+ *   // args.q/k/v/o (and lse) hold DEVICE pointers; estimation, selection and attention are queued
+ *   // on the stream with no host synchronisation, so the call can be captured in a CUDA graph
+ *   if (us_cuda_attention(plan, &args, stream, &err)) ...
+ *   us_cuda_plan_free(&plan);
+ *
+ * The selection the GPU builds has the format of us_selection (attention.h); the plan owns it on
+ * the device and us_cuda_plan_selection copies it to the host for inspection.
+ */
+#ifndef UNISPARSE_CUDA_H
+#define UNISPARSE_CUDA_H
+
+#include "unisparse/attention.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct us_cuda_plan us_cuda_plan;
+
+/* Validates a (shapes, strides, dtypes, mask) and p for method m on the GPU and allocates the
+ * plan's device buffers. q, k, v must share one dtype, f16 or bf16; o has that dtype too. */
+us_status us_cuda_plan_create(us_method m, const us_attn_args *a, const us_unisparse_params *p, us_cuda_plan **out,
+                              us_error *err);
+void us_cuda_plan_free(us_cuda_plan **plan);
+
+/* Queues selection (unless dense) and attention on stream (a cudaStream_t; NULL = default). The
+ * tensors of a must match the plan's shapes. */
+us_status us_cuda_attention(us_cuda_plan *plan, const us_attn_args *a, void *stream, us_error *err);
+
+/* Queues only the selection. */
+us_status us_cuda_select(us_cuda_plan *plan, const us_attn_args *a, void *stream, us_error *err);
+
+/* Copies the last selection to a new host us_selection (synchronises the device). */
+us_status us_cuda_plan_selection(const us_cuda_plan *plan, us_selection **out, us_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
