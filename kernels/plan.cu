@@ -196,3 +196,92 @@ extern "C" us_status us_cuda_plan_selection(const us_cuda_plan *plan, us_selecti
     }
     return US_OK;
 }
+
+extern "C" us_status us_cuda_plan_set_selection(us_cuda_plan *plan, const us_selection *sel, us_error *err)
+{
+    int64_t rows = (int64_t)plan->n_heads * plan->n_qblocks;
+    if (sel->block != plan->block || sel->nq != plan->nq || sel->nk != plan->nk || sel->q_offset != plan->q_offset ||
+        (int64_t)sel->n_heads * sel->heads_per_row != plan->hq)
+        return us_error_set(err, US_ERR_INVALID, "selection geometry does not match the GPU plan");
+    if (sel->heads_per_row != plan->heads_per_row) {
+        /* re-lay the plan's rows for this selection's head grouping */
+        int64_t new_rows = (int64_t)sel->n_heads * sel->n_qblocks;
+        int64_t n_idx = sel->row_offset[new_rows - 1] + sel->visible[sel->n_qblocks - 1];
+        int64_t *ro = (int64_t *)realloc(plan->h_row_offset, (size_t)new_rows * sizeof(int64_t));
+        if (!ro) return us_error_set(err, US_ERR_NOMEM, "no host memory for a selection");
+        plan->h_row_offset = ro;
+        memcpy(ro, sel->row_offset, (size_t)new_rows * sizeof(int64_t));
+        cudaFree(plan->d_row_offset), cudaFree(plan->d_counts), cudaFree(plan->d_indices);
+        plan->d_row_offset = NULL, plan->d_counts = NULL, plan->d_indices = NULL;
+        US_CUDA_TRY(err, cudaMalloc(&plan->d_row_offset, (size_t)new_rows * sizeof(int64_t)));
+        US_CUDA_TRY(err, cudaMalloc(&plan->d_counts, (size_t)new_rows * sizeof(int32_t)));
+        US_CUDA_TRY(err, cudaMalloc(&plan->d_indices, (size_t)n_idx * sizeof(int32_t)));
+        US_CUDA_TRY(err, cudaMemcpy(plan->d_row_offset, ro, (size_t)new_rows * sizeof(int64_t), cudaMemcpyHostToDevice));
+        plan->n_heads = sel->n_heads, plan->heads_per_row = sel->heads_per_row, plan->n_indices = n_idx;
+        rows = new_rows;
+    }
+    US_CUDA_TRY(err, cudaMemcpy(plan->d_counts, sel->counts, (size_t)rows * sizeof(int32_t), cudaMemcpyHostToDevice));
+    US_CUDA_TRY(err, cudaMemcpy(plan->d_indices, sel->indices, (size_t)plan->n_indices * sizeof(int32_t),
+                                cudaMemcpyHostToDevice));
+    return US_OK;
+}
+
+extern "C" us_status us_cuda_attention_selected(us_cuda_plan *plan, const us_attn_args *a, void *stream, us_error *err)
+{
+    us_status s = check_shapes(plan, a, err);
+    if (s) return s;
+    return us_cuda_attention_sparse(plan, a, (cudaStream_t)stream, err);
+}
+
+extern "C" us_status us_cuda_alloc(void **ptr, size_t bytes, us_error *err)
+{
+    *ptr = NULL;
+    cudaError_t e = cudaMalloc(ptr, bytes);
+    if (e != cudaSuccess)
+        return us_error_set(err, e == cudaErrorMemoryAllocation ? US_ERR_NOMEM : US_ERR_DEVICE,
+                            "GPU allocation of %zu MiB failed: %s", bytes >> 20, cudaGetErrorString(e));
+    return US_OK;
+}
+
+extern "C" void us_cuda_free(void *ptr) { cudaFree(ptr); }
+
+extern "C" us_status us_cuda_upload(void *dst, const void *src, size_t bytes, us_error *err)
+{
+    US_CUDA_TRY(err, cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+    return US_OK;
+}
+
+extern "C" us_status us_cuda_download(void *dst, const void *src, size_t bytes, us_error *err)
+{
+    US_CUDA_TRY(err, cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
+    return US_OK;
+}
+
+extern "C" us_status us_cuda_sync(us_error *err)
+{
+    US_CUDA_TRY(err, cudaDeviceSynchronize());
+    return US_OK;
+}
+
+extern "C" double us_cuda_timer(void **state)
+{
+    cudaEvent_t *ev = (cudaEvent_t *)*state;
+    if (!ev) {
+        ev = (cudaEvent_t *)malloc(2 * sizeof(cudaEvent_t));
+        if (!ev) return -1.0;
+        cudaEventCreate(&ev[0]);
+        cudaEventCreate(&ev[1]);
+        cudaEventRecord(ev[0], 0);
+        *state = ev;
+        return 0.0;
+    }
+    float ms = -1.0f;
+    cudaEventRecord(ev[1], 0);
+    cudaEventSynchronize(ev[1]);
+    cudaEventElapsedTime(&ms, ev[0], ev[1]);
+    cudaEventDestroy(ev[0]);
+    cudaEventDestroy(ev[1]);
+    free(ev);
+    *state = NULL;
+    return ms;
+}

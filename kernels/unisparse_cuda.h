@@ -36,6 +36,23 @@ us_status us_cuda_attention(us_cuda_plan *plan, const us_attn_args *a, void *str
 /* Queues only the selection. */
 us_status us_cuda_select(us_cuda_plan *plan, const us_attn_args *a, void *stream, us_error *err);
 
+/* Makes sel (made on the host by any selector, for the plan's shapes) the plan's selection, so that
+ * us_cuda_attention_selected runs the GPU kernel over it. Synchronous. */
+us_status us_cuda_plan_set_selection(us_cuda_plan *plan, const us_selection *sel, us_error *err);
+
+/* Queues only the attention, over the plan's current selection. */
+us_status us_cuda_attention_selected(us_cuda_plan *plan, const us_attn_args *a, void *stream, us_error *err);
+
+/* Device memory and timing for C callers (tests, the CLI, benchmarks). */
+us_status us_cuda_alloc(void **ptr, size_t bytes, us_error *err);
+void us_cuda_free(void *ptr);
+us_status us_cuda_upload(void *dst, const void *src, size_t bytes, us_error *err);
+us_status us_cuda_download(void *dst, const void *src, size_t bytes, us_error *err);
+us_status us_cuda_sync(us_error *err);
+/* Milliseconds between two points on the default stream: call with *state = NULL to start,
+ * again to stop (returns the time and frees the state). */
+double us_cuda_timer(void **state);
+
 /* Copies the last selection to a new host us_selection (synchronises the device). */
 us_status us_cuda_plan_selection(const us_cuda_plan *plan, us_selection **out, us_error *err);
 
