@@ -136,7 +136,8 @@ __global__ void __launch_bounds__(BM / 16 * 32) flash_sparse_kernel(const Params
     /* this thread's two rows: ra = warp*16 + g and rb = ra + 8 */
     const int ra = q0 + warp * 16 + g, rb = ra + 8;
     const int lim_a = ra < p.nq ? p.limit[ra] : -1, lim_b = rb < p.nq ? p.limit[rb] : -1;
-    const int lim_min_warp = __reduce_min_sync(0xffffffffu, min(lim_a, lim_b) < 0 ? 0x7fffffff : min(lim_a, lim_b));
+    /* smallest limit among the warp's real rows (rows past nq have none) */
+    const int lim_min_warp = __reduce_min_sync(0xffffffffu, min(lim_a < 0 ? 0x7fffffff : lim_a, lim_b < 0 ? 0x7fffffff : lim_b));
 
     const int total = count * SUB;
     auto key_start = [&](int t) { return kept[t / SUB] * BM + (t % SUB) * BN; };
