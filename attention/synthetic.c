@@ -19,6 +19,7 @@
 
 #include "internal.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,7 +50,10 @@ static uint64_t rng_next(rng *r)
     return z ^ (z >> 31);
 }
 
-static double rng_uniform(rng *r) { return ((double)(rng_next(r) >> 11) + 0.5) / 9007199254740992.0; }
+static double rng_uniform(rng *r)
+{
+    return ((double)(rng_next(r) >> 11) + 0.5) / 9007199254740992.0;
+}
 
 static float rng_gauss(rng *r)
 {
@@ -63,12 +67,14 @@ static void unit_vector(rng *r, float *e, int d)
         e[c] = rng_gauss(r);
         n += (double)e[c] * e[c];
     }
-    for (int c = 0; c < d; c++) e[c] = (float)(e[c] / sqrt(n));
+    for (int c = 0; c < d; c++)
+        e[c] = (float)(e[c] / sqrt(n));
 }
 
 static void axpy(float *y, const float *x, float a, int d)
 {
-    for (int c = 0; c < d; c++) y[c] += a * x[c];
+    for (int c = 0; c < d; c++)
+        y[c] += a * x[c];
 }
 
 /* An orthonormal basis (modified Gram-Schmidt over Gaussian vectors), so that planted structures
@@ -82,13 +88,16 @@ static void orthonormal_basis(rng *r, float *basis, int count, int d)
             for (int o = 0; o < b; o++) {
                 const float *u = basis + (int64_t)o * d;
                 double dot = 0;
-                for (int c = 0; c < d; c++) dot += (double)e[c] * u[c];
+                for (int c = 0; c < d; c++)
+                    dot += (double)e[c] * u[c];
                 axpy(e, u, (float)-dot, d);
             }
             double n = 0;
-            for (int c = 0; c < d; c++) n += (double)e[c] * e[c];
+            for (int c = 0; c < d; c++)
+                n += (double)e[c] * e[c];
             if (n > 1e-6) {
-                for (int c = 0; c < d; c++) e[c] = (float)(e[c] / sqrt(n));
+                for (int c = 0; c < d; c++)
+                    e[c] = (float)(e[c] / sqrt(n));
                 break;
             }
         }
@@ -99,11 +108,12 @@ static void orthonormal_basis(rng *r, float *basis, int count, int d)
  * f(x) = [cos(w_f x), sin(w_f x)] on the feature directions and w_f ~ N(0, 1 / ls^2) (random Fourier
  * features of a Gaussian kernel), so that the scaled score of (i, j) is about
  * sum over shifts of beta * exp(-(i - shift - j)^2 / (2 ls^2)), plus sidelobes of std ~beta / sqrt(2F). */
-static void add_position_features(rng *r, float *qh, float *kh, int64_t n, int d, int n_features, float beta,
-                                  float ls, const int64_t *shifts, int n_shifts, const float *dirs)
+static void add_position_features(rng *r, float *qh, float *kh, int64_t n, int d, int n_features, float beta, float ls,
+                                  const int64_t *shifts, int n_shifts, const float *dirs)
 {
     double w[64];
-    for (int f = 0; f < n_features; f++) w[f] = rng_gauss(r) / ls;
+    for (int f = 0; f < n_features; f++)
+        w[f] = rng_gauss(r) / ls;
     float amp = sqrtf(beta * sqrtf((float)d) / (float)n_features);
     for (int64_t i = 0; i < n; i++)
         for (int f = 0; f < n_features; f++) {
@@ -120,8 +130,8 @@ static void add_position_features(rng *r, float *qh, float *kh, int64_t n, int d
         }
 }
 
-us_status us_synthetic_qkv(us_synthetic_kind kind, int64_t n, int hq, int hkv, int d, uint64_t seed, float *q,
-                           float *k, float *v, us_needle *needles, int *n_needles, us_error *err)
+us_status us_synthetic_qkv(us_synthetic_kind kind, int64_t n, int hq, int hkv, int d, uint64_t seed, float *q, float *k,
+                           float *v, us_needle *needles, int *n_needles, us_error *err)
 {
     if (kind < 0 || kind >= US_SYN_COUNT)
         return us_error_set(err, US_ERR_INVALID, "synthetic kind %d is unknown", (int)kind);
@@ -131,35 +141,46 @@ us_status us_synthetic_qkv(us_synthetic_kind kind, int64_t n, int hq, int hkv, i
                             "multiple of kv-heads, head-dim a multiple of 8",
                             (long long)n, hq, hkv, d);
     if (!q || !k || !v) return us_error_set(err, US_ERR_INVALID, "synthetic: NULL output buffer");
-    int cap = n_needles ? *n_needles : 0, found = 0;
+    const int cap = n_needles ? *n_needles : 0;
     /* basis: 0 sink, 1 vertical, 2-3 needles, then 2 per positional feature */
     const int n_features = (d - 4) / 2 < 48 ? (d - 4) / 2 : 48;
-    float *dirs = malloc((size_t)(4 + 2 * n_features) * (size_t)d * sizeof *dirs);
-    if (!dirs) return us_error_set(err, US_ERR_NOMEM, "synthetic: no memory");
+    const size_t basis_floats = (size_t)(4 + 2 * n_features) * (size_t)d;
+    float *all_dirs = malloc((size_t)omp_get_max_threads() * basis_floats * sizeof *all_dirs);
+    if (!all_dirs) return us_error_set(err, US_ERR_NOMEM, "synthetic: no memory");
     rng r = {seed * 0xD1B54A32D192ED03ull + 7};
     const int group = hq / hkv;
     const float sd = sqrtf((float)d), noise = 0.3f;
-    for (int64_t x = 0; x < (int64_t)hq * n * d; x++) q[x] = noise * rng_gauss(&r);
-    for (int64_t x = 0; x < (int64_t)hkv * n * d; x++) k[x] = noise * rng_gauss(&r);
-    for (int64_t x = 0; x < (int64_t)hkv * n * d; x++) v[x] = rng_gauss(&r);
+    for (int64_t x = 0; x < (int64_t)hq * n * d; x++)
+        q[x] = noise * rng_gauss(&r);
+    for (int64_t x = 0; x < (int64_t)hkv * n * d; x++)
+        k[x] = noise * rng_gauss(&r);
+    for (int64_t x = 0; x < (int64_t)hkv * n * d; x++)
+        v[x] = rng_gauss(&r);
     const bool all = kind == US_SYN_MIXED;
     const bool local = all || kind == US_SYN_LOCAL, slash = kind == US_SYN_SLASH;
     /* Structures are planted per KV head and seen by every query head of its group: each query
-     * head replays the KV head's random stream, and only the first one writes the keys. */
-    for (int kvh = 0; kvh < hkv && kind != US_SYN_RANDOM; kvh++) {
-        for (int qi = 0; qi < group; qi++) {
+     * head replays the KV head's random stream, and only the first one writes the keys.
+     * Every (KV head, query head) pair writes its own rows, so the pairs run in parallel. */
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int pair = 0; pair < (kind == US_SYN_RANDOM ? 0 : hq); pair++) {
+        {
+            const int kvh = pair / group, qi = pair % group;
+            float *dirs = all_dirs + (size_t)omp_get_thread_num() * basis_floats;
             rng hr = {seed * 0x9E3779B97F4A7C15ull + (uint64_t)kvh * 131 + 3};
             orthonormal_basis(&hr, dirs, 4 + 2 * n_features, d);
             float *qh = q + (int64_t)(kvh * group + qi) * n * d;
             float *kh = qi == 0 ? k + (int64_t)kvh * n * d : NULL;
             if (all || kind == US_SYN_SINKS) {
                 float amp = sqrtf(12.0f * sd);
-                for (int64_t i = 0; i < n; i++) axpy(qh + i * d, dirs, amp, d);
-                for (int64_t j = 0; j < us_min64(4, n) && kh; j++) axpy(kh + j * d, dirs, amp, d);
+                for (int64_t i = 0; i < n; i++)
+                    axpy(qh + i * d, dirs, amp, d);
+                for (int64_t j = 0; j < us_min64(4, n) && kh; j++)
+                    axpy(kh + j * d, dirs, amp, d);
             }
             if (all || kind == US_SYN_VERTICAL) {
                 float amp = sqrtf(10.0f * sd);
-                for (int64_t i = 0; i < n; i++) axpy(qh + i * d, dirs + d, amp, d);
+                for (int64_t i = 0; i < n; i++)
+                    axpy(qh + i * d, dirs + d, amp, d);
                 for (int s = 0; s < 8; s++) {
                     int64_t p = 4 + (int64_t)(rng_uniform(&hr) * (double)us_max64(1, n - 4));
                     if (kh && p < n) axpy(kh + p * d, dirs + d, amp, d);
@@ -178,15 +199,17 @@ us_status us_synthetic_qkv(us_synthetic_kind kind, int64_t n, int hq, int hkv, i
                     const float *e = dirs + (2 + s) * d;
                     int64_t kp = (int64_t)(rng_uniform(&hr) * (double)(n / 2));
                     int64_t qp = n / 2 + (int64_t)(rng_uniform(&hr) * (double)(n / 2 - 64));
-                    for (int64_t j = kp; j < us_min64(kp + 16, n) && kh; j++) axpy(kh + j * d, e, amp, d);
-                    for (int64_t i = qp; i < us_min64(qp + 64, n); i++) axpy(qh + i * d, e, amp, d);
-                    if (found < cap) needles[found] = (us_needle){kvh * group + qi, qp, kp};
-                    found++;
+                    for (int64_t j = kp; j < us_min64(kp + 16, n) && kh; j++)
+                        axpy(kh + j * d, e, amp, d);
+                    for (int64_t i = qp; i < us_min64(qp + 64, n); i++)
+                        axpy(qh + i * d, e, amp, d);
+                    if (pair * 2 + s < cap) needles[pair * 2 + s] = (us_needle){pair, qp, kp};
                 }
             }
         }
     }
-    free(dirs);
+    free(all_dirs);
+    int found = (all || kind == US_SYN_NEEDLES) && n >= 256 ? 2 * hq : 0;
     if (n_needles) *n_needles = found < cap ? found : cap;
     return US_OK;
 }

@@ -1,8 +1,756 @@
-/* estimate_unisparse.cu: placeholder until the device estimator lands. */
+/* estimate_unisparse.cu: UniSparse estimation and selection on the device (reproduces the CPU
+ * selector: attention/select_unisparse.c, block_scores.c, selection.c).
+ *
+ * Three steps, all queued on the caller's stream, no host synchronisation:
+ *
+ * 1. pool_kernel: composite queries qc [ne, nqc, d] (cq tokens x ch query heads, times
+ *    scale * log2 e) and, only when keys are pooled (ck > 1, ch spanning several KV heads, or a K
+ *    tensor that is not 16-byte aligned), composite keys kc [nkh, nkc, d]. Sums run in fp32 in the
+ *    CPU's order; the result is stored as a pair (hi, lo) of the input dtype with hi + lo = x to
+ *    about 16 (bf16) or 22 (f16) significant bits, so the tensor-core products below reproduce the
+ *    CPU's fp32 logits closely enough that block rankings agree. With ck = 1 and one KV head per
+ *    estimate (the default) the keys are read straight from K: one token is exact in its dtype.
+ *
+ * 2. score_kernel: one CTA per (64 composite query rows, chunk of 4096 composite keys, estimate
+ *    head); 4 warps, 16 rows each. K tiles (64 keys; 32 for d = 256) stream through shared memory
+ *    with cp.async, two stages, XOR-swizzled 16-byte chunks, and ldmatrix feeds mma.sync
+ *    m16n8k16 (bf16/f16 in, fp32 accumulate): z = q_hi.k + q_lo.k (+ q_hi.k_lo for pooled keys).
+ *    Query fragments live in registers for d <= 128 and in shared memory for d = 256. Each row's
+ *    scores are masked at its visible composite-key prefix nv(u) and reduced, per (row, key block),
+ *    to a base-2 partial (max m, sum of exp2(z - m)) written to scratch: one pass over the keys,
+ *    and the key chunks split the long rows across CTAs. When a key block covers whole tiles
+ *    (ck = 1: 128 or 64 keys per block) the reduction stays in registers (quad shuffles, one exp2
+ *    per score); for smaller blocks the masked tile goes through shared memory.
+ *
+ * 3. select_kernel: one CTA per selection row (e, query block i). It combines the partials into
+ *    each composite row's max and sum, averages the normalised mass of the block's rows per key
+ *    block (the CPU's importance), then applies us_select_row_by_mass: forced sink / diagonal /
+ *    local blocks, the other visible blocks sorted by importance (bitonic sort of 64-bit keys
+ *    importance:~index in shared memory), a prefix sum in double to the first count whose mass
+ *    reaches tau, min/max floors, and an ascending compaction into the us_selection layout.
+ *
+ * Scratch (plan->est_scratch) holds qc, kc when pooled, and the partials: n_indices * (S / cq)
+ * float2, the selection's own layout times the composite rows per query block (about 270 MB at
+ * 128K tokens, 8 estimate heads, S = 128, cq = 16).
+ */
 #include "plan.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+namespace {
+
+constexpr int kRows = 64;         /* composite query rows per score CTA */
+constexpr int kScoreThreads = 128; /* 4 warps x 16 rows */
+constexpr int kChunk = 4096;      /* composite keys per score CTA (a multiple of every tile and block) */
+constexpr int kSelThreads = 512;
+constexpr int kMaxSort = 16384;   /* visible key blocks a selection row may have */
+constexpr int kPoolThreads = 256;
+
+/* ---- small device helpers --------------------------------------------------------------------- */
+
+template <typename T> struct Conv;
+template <> struct Conv<__nv_bfloat16> {
+    static __device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+    static __device__ __forceinline__ __nv_bfloat16 from_f(float x) { return __float2bfloat16_rn(x); }
+};
+template <> struct Conv<__half> {
+    static __device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
+    static __device__ __forceinline__ __half from_f(float x) { return __float2half_rn(x); }
+};
+
+__device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+/* 16 bytes global -> shared; src_bytes 0 writes zeros (src must still be a valid address). */
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, int src_bytes)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+__device__ __forceinline__ void ldsm_x4(uint32_t r[4], uint32_t addr)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+
+template <typename T> __device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1);
+template <> __device__ __forceinline__ void mma16816<__nv_bfloat16>(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+                 "{%8, %9}, {%0, %1, %2, %3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+template <> __device__ __forceinline__ void mma16816<__half>(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+                 "{%8, %9}, {%0, %1, %2, %3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+/* Byte offset of 16-byte chunk c of row r in a [rows, D] tile of 2-byte elements, XOR-swizzled so
+ * that the 8 rows an ldmatrix phase reads hit 8 different bank groups. */
+template <int D> __device__ __forceinline__ uint32_t swz(int r, int c)
+{
+    return (uint32_t)(r * (D * 2) + ((c ^ (r & 7)) << 4));
+}
+
+/* Visible composite keys of composite query u (0 past the last one). */
+__device__ __forceinline__ int row_nv(const int32_t *__restrict__ limit, int u, int nqc, int cq, int ck, int64_t nq,
+                                      int nkc)
+{
+    if (u < 0 || u >= nqc) return 0;
+    int64_t last = (int64_t)(u + 1) * cq;
+    if (last > nq) last = nq;
+    int64_t nv = (int64_t)limit[last - 1] / ck + 1;
+    return (int)(nv < nkc ? nv : nkc);
+}
+
+/* (max, sum of exp2(x - max)) pairs, merged. */
+__device__ __forceinline__ float2 ms_merge(float2 a, float2 b)
+{
+    float m = fmaxf(a.x, b.x);
+    if (m == -INFINITY) return make_float2(-INFINITY, 0.0f);
+    return make_float2(m, a.y * exp2f(a.x - m) + b.y * exp2f(b.x - m));
+}
+
+/* ---- 1. pooling ----------------------------------------------------------------------------------- */
+
+/* dst row (e, u) = mean over heads [e*nh, (e+1)*nh) and tokens [u*c, min((u+1)*c, n_tok)) of src,
+ * times mul; one thread per 8 elements. Written as hi = rn(x), lo = rn(x - hi) (lo may be NULL). */
+template <typename T, bool VEC>
+__global__ void __launch_bounds__(kPoolThreads) pool_kernel(const T *__restrict__ src, int64_t hs, int64_t ts,
+                                                            int64_t n_tok, int c, int nh, int64_t n_comp,
+                                                            int n_out_heads, int d, float mul, T *__restrict__ hi,
+                                                            T *__restrict__ lo)
+{
+    const int chunks = d / 8;
+    const int64_t x = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (x >= (int64_t)n_out_heads * n_comp * chunks) return;
+    const int cc = (int)(x % chunks);
+    const int64_t row = x / chunks;
+    const int e = (int)(row / n_comp);
+    const int64_t u = row % n_comp;
+    const int64_t t0 = u * c, t1 = t0 + c < n_tok ? t0 + c : n_tok;
+    float acc[8];
+#pragma unroll
+    for (int k = 0; k < 8; k++) acc[k] = 0.0f;
+    for (int h = e * nh; h < (e + 1) * nh; h++) {
+        const T *p = src + (int64_t)h * hs + t0 * ts + cc * 8;
+        for (int64_t j = t0; j < t1; j++, p += ts) {
+            if (VEC) {
+                uint4 v = *reinterpret_cast<const uint4 *>(p);
+                const T *pv = reinterpret_cast<const T *>(&v);
+#pragma unroll
+                for (int k = 0; k < 8; k++) acc[k] += Conv<T>::to_f(pv[k]);
+            } else {
+#pragma unroll
+                for (int k = 0; k < 8; k++) acc[k] += Conv<T>::to_f(p[k]);
+            }
+        }
+    }
+    const float w = mul / (float)((int64_t)nh * (t1 - t0));
+    uint4 vh, vl;
+    T *ph = reinterpret_cast<T *>(&vh), *pl = reinterpret_cast<T *>(&vl);
+#pragma unroll
+    for (int k = 0; k < 8; k++) {
+        float v = acc[k] * w;
+        T h = Conv<T>::from_f(v);
+        ph[k] = h;
+        pl[k] = Conv<T>::from_f(v - Conv<T>::to_f(h));
+    }
+    *reinterpret_cast<uint4 *>(hi + row * d + cc * 8) = vh;
+    if (lo) *reinterpret_cast<uint4 *>(lo + row * d + cc * 8) = vl;
+}
+
+/* ---- 2. scores -------------------------------------------------------------------------------- */
+
+struct ScoreParams {
+    const void *qh, *ql;    /* [ne, nqc, D] */
+    const void *kh, *kl;    /* key heads; kl only with KSPLIT */
+    int64_t k_hs, k_ts;     /* key strides (elements) */
+    int ch, group, kv_per_e; /* key head of estimate head e: (e * ch / group) / kv_per_e */
+    int nqc, nkc, cq, ck;
+    int64_t nq;
+    int G, R, n_qblocks; /* composite keys per key block, composite rows per query block */
+    int chunk;           /* composite keys per CTA */
+    const int32_t *limit;
+    const int64_t *row_offset;
+    float2 *part; /* [(row_offset[e, i] + b) * R + (u - i * R)]: (max, sum) of row u over key block b */
+};
+
+template <int D> struct ScoreCfg {
+    static constexpr int KT = D <= 128 ? 64 : 32; /* keys per shared-memory tile */
+    static constexpr bool QREG = D <= 128;         /* query fragments in registers */
+    static constexpr int NT = KT / 8;              /* n8 tiles per warp per key tile */
+    static constexpr int CH = D / 8;               /* 16-byte chunks per row */
+    static constexpr int KS = D / 16;              /* k16 steps */
+    static constexpr int QHALF = kRows * D * 2;    /* bytes of q_hi (or q_lo) */
+    static constexpr int KHALF = KT * D * 2;       /* bytes of one key tile */
+    static constexpr int ZLD = KT + 1;             /* floats per row of the score tile (generic path) */
+    static constexpr int smem(bool ksplit, bool whole)
+    {
+        return (QREG ? 0 : 2 * QHALF) + 2 * KHALF * (ksplit ? 2 : 1) + (whole ? 0 : kRows * ZLD * 4);
+    }
+};
+
+template <typename T, int D, bool KSPLIT, bool WHOLE>
+__global__ void __launch_bounds__(kScoreThreads) score_kernel(const ScoreParams p)
+{
+    using C = ScoreCfg<D>;
+    constexpr int KT = C::KT, NT = C::NT, CH = C::CH, KS = C::KS;
+    constexpr int STAGE = C::KHALF * (KSPLIT ? 2 : 1);
+    static_assert(!C::QREG || 2 * STAGE >= 2 * C::QHALF, "query tile must fit the key stages");
+    extern __shared__ __align__(128) unsigned char smem[];
+
+    const int u0 = blockIdx.x * kRows, e = blockIdx.z;
+    const int last_row = min(u0 + kRows, p.nqc) - 1;
+    const int nv_max = row_nv(p.limit, last_row, p.nqc, p.cq, p.ck, p.nq, p.nkc);
+    const int c0 = blockIdx.y * p.chunk;
+    if (c0 >= nv_max) return; /* this chunk is invisible to every row of the tile */
+    const int c1 = min(c0 + p.chunk, nv_max);
+    const int n_tiles = (c1 - c0 + KT - 1) / KT;
+
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, q4 = lane % 4;
+    const int uA = u0 + warp * 16 + g, uB = uA + 8;
+    const int nvA = row_nv(p.limit, uA, p.nqc, p.cq, p.ck, p.nq, p.nkc);
+    const int nvB = row_nv(p.limit, uB, p.nqc, p.cq, p.ck, p.nq, p.nkc);
+    /* the warp's last valid row sees the most keys */
+    const int warp_nv = u0 + warp * 16 < p.nqc
+                            ? row_nv(p.limit, min(u0 + warp * 16 + 15, p.nqc - 1), p.nqc, p.cq, p.ck, p.nq, p.nkc)
+                            : 0;
+    int64_t baseA = 0, baseB = 0;
+    if (uA < p.nqc) {
+        int i = uA / p.R;
+        baseA = p.row_offset[(int64_t)e * p.n_qblocks + i] * p.R + (uA - i * p.R);
+    }
+    if (uB < p.nqc) {
+        int i = uB / p.R;
+        baseB = p.row_offset[(int64_t)e * p.n_qblocks + i] * p.R + (uB - i * p.R);
+    }
+
+    unsigned char *stages = smem + (C::QREG ? 0 : 2 * C::QHALF);
+    const uint32_t q_sm = smem_u32(smem), st_sm = smem_u32(stages);
+
+    /* query tile (hi, lo): rows past nqc are zeros */
+    {
+        const T *qh = (const T *)p.qh + ((int64_t)e * p.nqc + u0) * D;
+        const T *ql = (const T *)p.ql + ((int64_t)e * p.nqc + u0) * D;
+        for (int x = tid; x < kRows * CH; x += kScoreThreads) {
+            int r = x / CH, c = x % CH;
+            bool ok = u0 + r < p.nqc;
+            int64_t off = ok ? (int64_t)r * D + c * 8 : 0;
+            cp_async16(q_sm + swz<D>(r, c), qh + off, ok ? 16 : 0);
+            cp_async16(q_sm + C::QHALF + swz<D>(r, c), ql + off, ok ? 16 : 0);
+        }
+        cp_async_commit();
+    }
+    uint32_t qa[C::QREG ? KS : 1][4], qb[C::QREG ? KS : 1][4];
+    if constexpr (C::QREG) {
+        cp_async_wait<0>();
+        __syncthreads();
+#pragma unroll
+        for (int ks = 0; ks < KS; ks++) {
+            uint32_t off = swz<D>(warp * 16 + (lane % 16), 2 * ks + lane / 16);
+            ldsm_x4(qa[ks], q_sm + off);
+            ldsm_x4(qb[ks], q_sm + C::QHALF + off);
+        }
+        __syncthreads(); /* the key stages reuse this memory */
+    }
+
+    const int khead = (e * p.ch / p.group) / p.kv_per_e;
+    const T *kh = (const T *)p.kh + (int64_t)khead * p.k_hs;
+    const T *kl = KSPLIT ? (const T *)p.kl + (int64_t)khead * p.k_hs : nullptr;
+    auto load_keys = [&](int j, int stage) {
+        const int t0 = c0 + j * KT;
+        const uint32_t dst = st_sm + stage * STAGE;
+        for (int x = tid; x < KT * CH; x += kScoreThreads) {
+            int r = x / CH, c = x % CH;
+            bool ok = t0 + r < c1;
+            int64_t off = ok ? (int64_t)(t0 + r) * p.k_ts + c * 8 : 0;
+            cp_async16(dst + swz<D>(r, c), kh + off, ok ? 16 : 0);
+            if (KSPLIT) cp_async16(dst + C::KHALF + swz<D>(r, c), kl + off, ok ? 16 : 0);
+        }
+        cp_async_commit();
+    };
+
+    /* running (max, thread-partial sum) of the current key block, rows A and B (WHOLE path) */
+    float mA = -INFINITY, sA = 0.0f, mB = -INFINITY, sB = 0.0f;
+    float *zs = reinterpret_cast<float *>(stages + 2 * STAGE); /* generic path: [kRows][ZLD] */
+
+    load_keys(0, 0);
+    for (int j = 0; j < n_tiles; j++) {
+        if (j + 1 < n_tiles) {
+            load_keys(j + 1, (j + 1) & 1);
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        const int t0 = c0 + j * KT;
+        const uint32_t ks_sm = st_sm + (j & 1) * STAGE;
+        float acc[NT][4];
+#pragma unroll
+        for (int n = 0; n < NT; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+        if (t0 < warp_nv) {
+#pragma unroll
+            for (int ks = 0; ks < KS; ks++) {
+                uint32_t ah[4], al[4];
+                if constexpr (C::QREG) {
+#pragma unroll
+                    for (int x = 0; x < 4; x++) ah[x] = qa[ks][x], al[x] = qb[ks][x];
+                } else {
+                    uint32_t off = swz<D>(warp * 16 + (lane % 16), 2 * ks + lane / 16);
+                    ldsm_x4(ah, q_sm + off);
+                    ldsm_x4(al, q_sm + C::QHALF + off);
+                }
+#pragma unroll
+                for (int np = 0; np < NT / 2; np++) {
+                    uint32_t b[4];
+                    const uint32_t off = swz<D>(np * 16 + (lane % 8) + (lane / 16) * 8, 2 * ks + (lane / 8) % 2);
+                    ldsm_x4(b, ks_sm + off);
+                    mma16816<T>(acc[2 * np], ah, b[0], b[1]);
+                    mma16816<T>(acc[2 * np], al, b[0], b[1]);
+                    mma16816<T>(acc[2 * np + 1], ah, b[2], b[3]);
+                    mma16816<T>(acc[2 * np + 1], al, b[2], b[3]);
+                    if (KSPLIT) {
+                        ldsm_x4(b, ks_sm + C::KHALF + off);
+                        mma16816<T>(acc[2 * np], ah, b[0], b[1]);
+                        mma16816<T>(acc[2 * np + 1], ah, b[2], b[3]);
+                    }
+                }
+            }
+        }
+        /* mask: composite key t is visible to row u when t < nv(u) */
+#pragma unroll
+        for (int n = 0; n < NT; n++) {
+            const int t = t0 + n * 8 + 2 * q4;
+            if (t >= nvA) acc[n][0] = -INFINITY;
+            if (t + 1 >= nvA) acc[n][1] = -INFINITY;
+            if (t >= nvB) acc[n][2] = -INFINITY;
+            if (t + 1 >= nvB) acc[n][3] = -INFINITY;
+        }
+        if constexpr (WHOLE) {
+            /* the whole tile lies in key block t0 / G */
+            float xA = -INFINITY, xB = -INFINITY;
+#pragma unroll
+            for (int n = 0; n < NT; n++) {
+                xA = fmaxf(xA, fmaxf(acc[n][0], acc[n][1]));
+                xB = fmaxf(xB, fmaxf(acc[n][2], acc[n][3]));
+            }
+#pragma unroll
+            for (int o = 1; o < 4; o <<= 1) {
+                xA = fmaxf(xA, __shfl_xor_sync(0xffffffffu, xA, o));
+                xB = fmaxf(xB, __shfl_xor_sync(0xffffffffu, xB, o));
+            }
+            const float nA = fmaxf(mA, xA), nB = fmaxf(mB, xB);
+            if (nA != -INFINITY) {
+                float s = sA * exp2f(mA - nA);
+#pragma unroll
+                for (int n = 0; n < NT; n++) s += exp2f(acc[n][0] - nA) + exp2f(acc[n][1] - nA);
+                sA = s, mA = nA;
+            }
+            if (nB != -INFINITY) {
+                float s = sB * exp2f(mB - nB);
+#pragma unroll
+                for (int n = 0; n < NT; n++) s += exp2f(acc[n][2] - nB) + exp2f(acc[n][3] - nB);
+                sB = s, mB = nB;
+            }
+            if (j == n_tiles - 1 || (t0 + KT) % p.G == 0) {
+                const int b = t0 / p.G;
+#pragma unroll
+                for (int o = 1; o < 4; o <<= 1) {
+                    sA += __shfl_xor_sync(0xffffffffu, sA, o);
+                    sB += __shfl_xor_sync(0xffffffffu, sB, o);
+                }
+                if (q4 == 0 && (int64_t)b * p.G < nvA) p.part[baseA + (int64_t)b * p.R] = make_float2(mA, sA);
+                if (q4 == 0 && (int64_t)b * p.G < nvB) p.part[baseB + (int64_t)b * p.R] = make_float2(mB, sB);
+                mA = mB = -INFINITY;
+                sA = sB = 0.0f;
+            }
+        } else {
+            /* key blocks smaller than a tile: the masked tile goes through shared memory */
+            const int rA = warp * 16 + g;
+#pragma unroll
+            for (int n = 0; n < NT; n++) {
+                const int col = n * 8 + 2 * q4;
+                zs[rA * C::ZLD + col] = acc[n][0];
+                zs[rA * C::ZLD + col + 1] = acc[n][1];
+                zs[(rA + 8) * C::ZLD + col] = acc[n][2];
+                zs[(rA + 8) * C::ZLD + col + 1] = acc[n][3];
+            }
+            __syncthreads();
+            const int nblk = KT / p.G;
+            for (int x = tid; x < kRows * nblk; x += kScoreThreads) {
+                const int r = x / nblk, bl = x % nblk, u = u0 + r;
+                const int b = t0 / p.G + bl;
+                const int nv = row_nv(p.limit, u, p.nqc, p.cq, p.ck, p.nq, p.nkc);
+                if ((int64_t)b * p.G >= nv) continue; /* also rows past nqc (nv = 0) */
+                const float *z = zs + r * C::ZLD + bl * p.G;
+                float m = -INFINITY, s = 0.0f;
+                for (int t = 0; t < p.G; t++) m = fmaxf(m, z[t]);
+                for (int t = 0; t < p.G; t++) s += exp2f(z[t] - m);
+                const int i = u / p.R;
+                p.part[(p.row_offset[(int64_t)e * p.n_qblocks + i] + b) * p.R + (u - i * p.R)] = make_float2(m, s);
+            }
+        }
+        __syncthreads(); /* the next iteration's prefetch overwrites this stage (and zs) */
+    }
+}
+
+/* ---- 3. selection ----------------------------------------------------------------------------- */
+
+struct SelectParams {
+    const float2 *part;
+    const int32_t *limit;
+    const int64_t *row_offset;
+    const int32_t *visible;
+    int32_t *counts, *indices;
+    int n_qblocks, nqc, nkc, cq, ck, R, G, S;
+    int64_t nq, q_offset;
+    float tau;
+    int sink_blocks, local_blocks, min_blocks, max_blocks;
+};
+
+/* Exclusive block scan of v; *total (all threads) gets the block sum. sh: 32 entries. */
+template <typename V> __device__ V block_excl_scan(V v, V *sh, V *total)
+{
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nw = blockDim.x / 32;
+    V x = v;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        V y = __shfl_up_sync(0xffffffffu, x, o);
+        if (lane >= o) x += y;
+    }
+    if (lane == 31) sh[warp] = x;
+    __syncthreads();
+    if (warp == 0) {
+        V w = lane < nw ? sh[lane] : (V)0;
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            V y = __shfl_up_sync(0xffffffffu, w, o);
+            if (lane >= o) w += y;
+        }
+        sh[lane] = w;
+    }
+    __syncthreads();
+    V pre = (warp > 0 ? sh[warp - 1] : (V)0) + x - v;
+    *total = sh[nw - 1];
+    __syncthreads();
+    return pre;
+}
+
+__global__ void __launch_bounds__(kSelThreads) select_kernel(const SelectParams p)
+{
+    extern __shared__ __align__(16) unsigned char smem[];
+    __shared__ float2 red[kSelThreads];
+    __shared__ float s_max[128], s_coef[128];
+    __shared__ int s_nb[128];
+    __shared__ double s_dsh[32];
+    __shared__ int s_ish[32];
+    __shared__ int s_ktau;
+
+    const int tid = threadIdx.x;
+    const int64_t r = blockIdx.x;
+    const int i = (int)(r % p.n_qblocks);
+    const int vis = p.visible[i];
+    int P = 1;
+    while (P < vis) P <<= 1;
+    unsigned long long *keys = reinterpret_cast<unsigned long long *>(smem); /* [P] */
+    int *flag = reinterpret_cast<int *>(keys + P);                          /* [P] */
+    const int64_t row_off = p.row_offset[r];
+    const int R = p.R, u0 = i * R, Ri = min(R, p.nqc - u0);
+    const float2 *part = p.part + row_off * R;
+
+    /* composite rows of the block: visible key blocks, then max and sum over all of them */
+    if (tid < Ri) {
+        int nv = row_nv(p.limit, u0 + tid, p.nqc, p.cq, p.ck, p.nq, p.nkc);
+        s_nb[tid] = (nv + p.G - 1) / p.G;
+    }
+    __syncthreads();
+    {
+        const int ur = tid % R; /* kSelThreads % R == 0: each thread stays on one row */
+        float2 acc = make_float2(-INFINITY, 0.0f);
+        if (ur < Ri) {
+            const int nb = s_nb[ur];
+            for (int b = tid / R; b < nb; b += kSelThreads / R) acc = ms_merge(acc, part[(int64_t)b * R + ur]);
+        }
+        red[tid] = acc;
+    }
+    __syncthreads();
+    if (tid < Ri) {
+        float2 acc = red[tid];
+        for (int x = tid + R; x < kSelThreads; x += R) acc = ms_merge(acc, red[x]);
+        s_max[tid] = acc.x;
+        s_coef[tid] = (1.0f / (float)Ri) / acc.y;
+    }
+    __syncthreads();
+
+    /* importance, forced blocks, sort keys (importance bits : ~index; forced and padding = 0) */
+    const int64_t p0 = p.q_offset + (int64_t)i * p.S;
+    const int64_t p1 = p.q_offset + min((int64_t)(i + 1) * p.S, p.nq) - 1;
+    const int d_last = (int)min(p1 / p.S, (int64_t)vis - 1);
+    const int d_first = (int)min(p0 / p.S, (int64_t)d_last);
+    const int f_lo = max(0, d_first - p.local_blocks), n_sink = min(p.sink_blocks, vis);
+    double fmass = 0.0;
+    int fcount = 0;
+    for (int b = tid; b < P; b += kSelThreads) {
+        unsigned long long key = 0ull;
+        if (b < vis) {
+            float imp = 0.0f;
+            for (int ur = 0; ur < Ri; ur++)
+                if (b < s_nb[ur]) {
+                    float2 v = part[(int64_t)b * R + ur];
+                    imp += v.y * exp2f(v.x - s_max[ur]) * s_coef[ur];
+                }
+            const bool forced = b < n_sink || (b >= f_lo && b <= d_last);
+            if (forced) {
+                fmass += (double)imp;
+                fcount++;
+            } else {
+                key = ((unsigned long long)__float_as_uint(imp) << 32) | (unsigned long long)(0xffffffffu - (unsigned)b);
+            }
+        }
+        keys[b] = key;
+    }
+    {
+        double ft;
+        int fc;
+        (void)block_excl_scan<double>(fmass, s_dsh, &ft);
+        (void)block_excl_scan<int>(fcount, s_ish, &fc);
+        fmass = ft, fcount = fc;
+    }
+    const int n_cand = vis - fcount;
+
+    /* bitonic sort, descending (ties: ascending index) */
+    for (int k = 2; k <= P; k <<= 1)
+        for (int jj = k >> 1; jj > 0; jj >>= 1) {
+            for (int t = tid; t < P / 2; t += kSelThreads) {
+                const int a = 2 * t - (t & (jj - 1)), b = a + jj;
+                const unsigned long long x = keys[a], y = keys[b];
+                if ((x < y) == ((a & k) == 0)) keys[a] = y, keys[b] = x;
+            }
+            __syncthreads();
+        }
+
+    /* the smallest count of candidates whose mass, added to the forced blocks', reaches tau */
+    const bool keep_all = p.tau >= 1.0f;
+    const double tau = (double)p.tau;
+    if (tid == 0) s_ktau = (keep_all || fmass < tau) ? n_cand : 0;
+    __syncthreads();
+    if (!keep_all && fmass < tau) {
+        const int items = (n_cand + kSelThreads - 1) / kSelThreads;
+        const int c_begin = min(tid * items, n_cand), c_end = min(c_begin + items, n_cand);
+        double local = 0.0, total;
+        for (int c = c_begin; c < c_end; c++) local += (double)__uint_as_float((unsigned)(keys[c] >> 32));
+        double run = fmass + block_excl_scan<double>(local, s_dsh, &total);
+        for (int c = c_begin; c < c_end; c++) {
+            run += (double)__uint_as_float((unsigned)(keys[c] >> 32));
+            if (run >= tau) {
+                atomicMin(&s_ktau, c + 1);
+                break;
+            }
+        }
+    }
+    __syncthreads();
+    const int ceiling = p.max_blocks > 0 ? p.max_blocks : vis;
+    int K = max(s_ktau, p.min_blocks - fcount);
+    K = min(K, ceiling - fcount);
+    K = max(0, min(K, n_cand));
+
+    /* kept flags, then the ascending compaction */
+    for (int b = tid; b < vis; b += kSelThreads) flag[b] = b < n_sink || (b >= f_lo && b <= d_last);
+    __syncthreads();
+    for (int c = tid; c < K; c += kSelThreads) flag[0xffffffffu - (unsigned)(keys[c] & 0xffffffffull)] = 1;
+    __syncthreads();
+    {
+        const int items = (vis + kSelThreads - 1) / kSelThreads;
+        const int b_begin = min(tid * items, vis), b_end = min(b_begin + items, vis);
+        int local = 0, total;
+        for (int b = b_begin; b < b_end; b++) local += flag[b];
+        int pos = block_excl_scan<int>(local, s_ish, &total);
+        int32_t *out = p.indices + row_off;
+        for (int b = b_begin; b < b_end; b++)
+            if (flag[b]) out[pos++] = b;
+        if (tid == 0) p.counts[r] = total;
+    }
+}
+
+/* ---- host side ---------------------------------------------------------------------------------- */
+
+size_t align256(size_t x) { return (x + 255) & ~(size_t)255; }
+
+bool aligned16(const us_tensor *t)
+{
+    return ((uintptr_t)t->data % 16) == 0 && t->stride[0] % 8 == 0 && t->stride[1] % 8 == 0;
+}
+
+template <typename T>
+us_status launch_pool(const us_tensor *t, int64_t n_tok, int c, int nh, int64_t n_comp, int n_out_heads, int d,
+                      float mul, void *hi, void *lo, cudaStream_t stream, us_error *err)
+{
+    const int64_t threads = (int64_t)n_out_heads * n_comp * (d / 8);
+    const unsigned blocks = (unsigned)((threads + kPoolThreads - 1) / kPoolThreads);
+    if (aligned16(t))
+        pool_kernel<T, true><<<blocks, kPoolThreads, 0, stream>>>((const T *)t->data, t->stride[0], t->stride[1], n_tok,
+                                                                  c, nh, n_comp, n_out_heads, d, mul, (T *)hi, (T *)lo);
+    else
+        pool_kernel<T, false><<<blocks, kPoolThreads, 0, stream>>>((const T *)t->data, t->stride[0], t->stride[1],
+                                                                   n_tok, c, nh, n_comp, n_out_heads, d, mul, (T *)hi,
+                                                                   (T *)lo);
+    US_CUDA_TRY(err, cudaGetLastError());
+    return US_OK;
+}
+
+template <typename T, int D, bool KSPLIT, bool WHOLE>
+us_status launch_score(const ScoreParams &sp, dim3 grid, cudaStream_t stream, us_error *err)
+{
+    const int smem = ScoreCfg<D>::smem(KSPLIT, WHOLE);
+    US_CUDA_TRY(err, cudaFuncSetAttribute(score_kernel<T, D, KSPLIT, WHOLE>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    score_kernel<T, D, KSPLIT, WHOLE><<<grid, kScoreThreads, smem, stream>>>(sp);
+    US_CUDA_TRY(err, cudaGetLastError());
+    return US_OK;
+}
+
+template <typename T, int D>
+us_status dispatch_score_d(const ScoreParams &sp, dim3 grid, bool ksplit, bool whole, cudaStream_t stream,
+                           us_error *err)
+{
+    if (ksplit)
+        return whole ? launch_score<T, D, true, true>(sp, grid, stream, err)
+                     : launch_score<T, D, true, false>(sp, grid, stream, err);
+    return whole ? launch_score<T, D, false, true>(sp, grid, stream, err)
+                 : launch_score<T, D, false, false>(sp, grid, stream, err);
+}
+
+template <typename T>
+us_status dispatch_score(int d, const ScoreParams &sp, dim3 grid, bool ksplit, bool whole, cudaStream_t stream,
+                         us_error *err)
+{
+    switch (d) {
+    case 64: return dispatch_score_d<T, 64>(sp, grid, ksplit, whole, stream, err);
+    case 128: return dispatch_score_d<T, 128>(sp, grid, ksplit, whole, stream, err);
+    case 256: return dispatch_score_d<T, 256>(sp, grid, ksplit, whole, stream, err);
+    }
+    return us_error_set(err, US_ERR_UNSUPPORTED, "UniSparse GPU estimation: head dim %d (64, 128, 256)", d);
+}
+
+} // namespace
 
 us_status us_cuda_select_unisparse(us_cuda_plan *plan, const us_attn_args *a, cudaStream_t stream, us_error *err)
 {
-    (void)plan, (void)a, (void)stream;
-    return us_error_set(err, US_ERR_UNSUPPORTED, "UniSparse selection on the GPU is not implemented yet");
+    const us_unisparse_params &pp = plan->p;
+    const int S = plan->block, cq = pp.cq, ck = pp.ck, d = plan->d, group = plan->group;
+    const int ch = pp.ch > 0 ? pp.ch : group;
+    const int ne = plan->hq / ch;
+    const int kv_per_e = ch > group ? ch / group : 1;
+    const int64_t nqc64 = (plan->nq + cq - 1) / cq, nkc64 = (plan->nk + ck - 1) / ck;
+    const int R = S / cq, G = S / ck;
+    if (plan->dtype != US_BF16 && plan->dtype != US_F16)
+        return us_error_set(err, US_ERR_UNSUPPORTED, "UniSparse GPU estimation takes f16 or bf16 (got %s)",
+                            us_dtype_name(plan->dtype));
+    if (ne != plan->n_heads || ch != plan->heads_per_row)
+        return us_error_set(err, US_ERR_INVALID, "UniSparse GPU estimation: plan has %d selection heads of %d, expected %d of %d",
+                            plan->n_heads, plan->heads_per_row, ne, ch);
+    if (nqc64 >= INT32_MAX / 2 || nkc64 >= INT32_MAX / 2)
+        return us_error_set(err, US_ERR_UNSUPPORTED, "UniSparse GPU estimation: too many tokens");
+    const int nqc = (int)nqc64, nkc = (int)nkc64;
+    const int max_vis = plan->h_visible[plan->n_qblocks - 1];
+    int P = 1;
+    while (P < max_vis) P <<= 1;
+    if (P > kMaxSort)
+        return us_error_set(err, US_ERR_UNSUPPORTED,
+                            "UniSparse GPU selection sorts up to %d key blocks per row in shared memory (this call "
+                            "has %d: use a larger block or fewer keys)",
+                            kMaxSort, max_vis);
+
+    /* keys: straight from K (one token of one KV head per composite key, 16-byte aligned), or pooled */
+    const bool ksplit = ck > 1 || kv_per_e > 1;
+    const bool kpool = ksplit || !aligned16(&a->k);
+    const int nkh = kv_per_e > 1 ? ne : plan->hkv;
+    const size_t qbytes = align256((size_t)ne * (size_t)nqc * (size_t)d * 2);
+    const size_t kbytes = kpool ? align256((size_t)nkh * (size_t)nkc * (size_t)d * 2) : 0;
+    const size_t pbytes = align256((size_t)plan->n_indices * (size_t)R * sizeof(float2));
+    const size_t need = 2 * qbytes + (ksplit ? 2 : 1) * kbytes + pbytes;
+    if (plan->est_scratch_bytes < need) {
+        /* first call (or a call whose K layout needs pooled keys for the first time) */
+        if (plan->est_scratch) US_CUDA_TRY(err, cudaFree(plan->est_scratch));
+        plan->est_scratch = NULL;
+        plan->est_scratch_bytes = 0;
+        cudaError_t e = cudaMalloc(&plan->est_scratch, need);
+        if (e != cudaSuccess) {
+            plan->est_scratch = NULL;
+            return us_error_set(err, e == cudaErrorMemoryAllocation ? US_ERR_NOMEM : US_ERR_DEVICE,
+                                "UniSparse GPU estimation scratch of %.1f MB: %s", (double)need / 1048576.0,
+                                cudaGetErrorString(e));
+        }
+        plan->est_scratch_bytes = need;
+    }
+    unsigned char *base = (unsigned char *)plan->est_scratch;
+    void *qh = base, *ql = base + qbytes;
+    void *kh = kpool ? base + 2 * qbytes : NULL;
+    void *kl = ksplit ? base + 2 * qbytes + kbytes : NULL;
+    float2 *part = (float2 *)(base + 2 * qbytes + (ksplit ? 2 : 1) * kbytes);
+
+    /* 1. pooling */
+    const float qmul = plan->scale * 1.4426950408889634f; /* the CPU's scale * US_LOG2E, in float */
+    us_status s;
+    if (plan->dtype == US_BF16) {
+        s = launch_pool<__nv_bfloat16>(&a->q, plan->nq, cq, ch, nqc, ne, d, qmul, qh, ql, stream, err);
+        if (!s && kpool)
+            s = launch_pool<__nv_bfloat16>(&a->k, plan->nk, ck, kv_per_e, nkc, nkh, d, 1.0f, kh, kl, stream, err);
+    } else {
+        s = launch_pool<__half>(&a->q, plan->nq, cq, ch, nqc, ne, d, qmul, qh, ql, stream, err);
+        if (!s && kpool)
+            s = launch_pool<__half>(&a->k, plan->nk, ck, kv_per_e, nkc, nkh, d, 1.0f, kh, kl, stream, err);
+    }
+    if (s) return s;
+
+    /* 2. scores */
+    ScoreParams sp;
+    sp.qh = qh, sp.ql = ql;
+    if (kpool) {
+        sp.kh = kh, sp.kl = kl;
+        sp.k_hs = (int64_t)nkc * d, sp.k_ts = d;
+    } else {
+        sp.kh = a->k.data, sp.kl = NULL;
+        sp.k_hs = a->k.stride[0], sp.k_ts = a->k.stride[1];
+    }
+    sp.ch = ch, sp.group = group, sp.kv_per_e = kv_per_e;
+    sp.nqc = nqc, sp.nkc = nkc, sp.cq = cq, sp.ck = ck, sp.nq = plan->nq;
+    sp.G = G, sp.R = R, sp.n_qblocks = plan->n_qblocks;
+    int chunk = kChunk;
+    while ((nkc + chunk - 1) / chunk > 65535) chunk *= 2;
+    sp.chunk = chunk;
+    sp.limit = plan->d_limit, sp.row_offset = plan->d_row_offset, sp.part = part;
+    const int KT = d <= 128 ? 64 : 32;
+    const bool whole = G >= KT; /* powers of two: G is then a multiple of KT */
+    dim3 grid((unsigned)((nqc + kRows - 1) / kRows), (unsigned)((nkc + chunk - 1) / chunk), (unsigned)ne);
+    if (ne > 65535) return us_error_set(err, US_ERR_UNSUPPORTED, "UniSparse GPU estimation: %d estimate heads", ne);
+    s = plan->dtype == US_BF16 ? dispatch_score<__nv_bfloat16>(d, sp, grid, ksplit, whole, stream, err)
+                               : dispatch_score<__half>(d, sp, grid, ksplit, whole, stream, err);
+    if (s) return s;
+
+    /* 3. selection */
+    SelectParams sel;
+    sel.part = part, sel.limit = plan->d_limit, sel.row_offset = plan->d_row_offset, sel.visible = plan->d_visible;
+    sel.counts = plan->d_counts, sel.indices = plan->d_indices;
+    sel.n_qblocks = plan->n_qblocks, sel.nqc = nqc, sel.nkc = nkc, sel.cq = cq, sel.ck = ck, sel.R = R, sel.G = G,
+    sel.S = S;
+    sel.nq = plan->nq, sel.q_offset = plan->q_offset;
+    sel.tau = pp.tau;
+    sel.sink_blocks = pp.sink_blocks, sel.local_blocks = pp.local_blocks;
+    sel.min_blocks = pp.min_blocks, sel.max_blocks = pp.max_blocks;
+    const int sel_smem = P * (int)(sizeof(unsigned long long) + sizeof(int));
+    US_CUDA_TRY(err, cudaFuncSetAttribute(select_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, sel_smem));
+    const int64_t rows = (int64_t)plan->n_heads * plan->n_qblocks;
+    select_kernel<<<(unsigned)rows, kSelThreads, sel_smem, stream>>>(sel);
+    US_CUDA_TRY(err, cudaGetLastError());
+    return US_OK;
 }

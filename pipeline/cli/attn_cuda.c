@@ -8,14 +8,15 @@
 
 #ifndef US_HAVE_CUDA
 int attn_run_cuda(const us_attn_args *a, const us_method *methods, int n_methods, const us_unisparse_params *p,
-                  int repeat, bool json, const char *source)
+                  int repeat, bool json, const char *source, const char *save_selection)
 {
-    (void)a, (void)methods, (void)n_methods, (void)p, (void)repeat, (void)json, (void)source;
+    (void)a, (void)methods, (void)n_methods, (void)p, (void)repeat, (void)json, (void)source, (void)save_selection;
     fprintf(stderr, "unisparse attn: --device cuda: this build has no CUDA support\n");
     return 2;
 }
 #else
 #include "cuda_device.h"
+#include "selection_file.h"
 #include "unisparse_cuda.h"
 
 #include <cjson/cJSON.h>
@@ -62,7 +63,7 @@ static uint16_t *to_half(const us_tensor *t, us_dtype dt)
 }
 
 int attn_run_cuda(const us_attn_args *host, const us_method *methods, int n_methods, const us_unisparse_params *p,
-                  int repeat, bool json, const char *source)
+                  int repeat, bool json, const char *source, const char *save_selection)
 {
     char gpu[256];
     if (us_cuda_device_count(gpu, sizeof gpu) == 0) {
@@ -110,11 +111,14 @@ int attn_run_cuda(const us_attn_args *host, const us_method *methods, int n_meth
             fprintf(stderr, "unisparse attn: %s: %s\n", us_method_name(m), err.msg);
             goto done;
         }
-        if (!on_device) { /* select on the CPU over the same half-precision values */
-            us_attn_args ha = *host;
-            ha.q = us_tensor_3d(hq_h, dt, hq, nq, d);
-            ha.k = us_tensor_3d(hk_h, dt, hkv, nk, d);
-            ha.v = us_tensor_3d(hv_h, dt, hkv, nk, d);
+        /* the host view of the same half-precision values; o only lends its shape to selectors */
+        us_attn_args ha = *host;
+        ha.q = us_tensor_3d(hq_h, dt, hq, nq, d);
+        ha.k = us_tensor_3d(hk_h, dt, hkv, nk, d);
+        ha.v = us_tensor_3d(hv_h, dt, hkv, nk, d);
+        ha.o = ha.q;
+        ha.lse = NULL;
+        if (!on_device) { /* select on the CPU */
             if (us_select(m, &ha, p, &sel, &err) || us_cuda_plan_set_selection(plan, sel, &err)) {
                 fprintf(stderr, "unisparse attn: %s: %s\n", us_method_name(m), err.msg);
                 us_cuda_plan_free(&plan);
@@ -144,9 +148,19 @@ int attn_run_cuda(const us_attn_args *host, const us_method *methods, int n_meth
         }
         us_selection *got = NULL;
         if (!sel && us_cuda_plan_selection(plan, &got, &err) == US_OK) sel = got;
-        us_attn_args ha = *host;
+        if (!sel) {
+            fprintf(stderr, "unisparse attn: %s: %s\n", us_method_name(m), err.msg);
+            us_cuda_plan_free(&plan);
+            goto done;
+        }
         us_selection_finish(sel, &ha);
         double density = sel->density;
+        if (save_selection && m == US_METHOD_UNISPARSE && us_selection_save(save_selection, sel, &err)) {
+            fprintf(stderr, "unisparse attn: %s\n", err.msg);
+            us_selection_free(&sel);
+            us_cuda_plan_free(&plan);
+            goto done;
+        }
         us_cuda_download(mi < 0 ? o_ref : o, b.o, qb, &err);
         us_cuda_download(mi < 0 ? lse_ref : lse, b.lse, lb, &err);
         us_selection_free(&sel);

@@ -139,6 +139,7 @@ int cmd_attn(int argc, char **argv)
     int heads = 8, kv_heads = 2, head_dim = 128, repeat = 1, threads = 0;
     int64_t seed = 1;
     bool json = false;
+    const char *save_qkv = NULL, *save_selection = NULL;
     us_unisparse_params p = us_unisparse_params_default();
     const us_option opts[] = {
         {"qkv", US_OPT_STRING, &qkv_path, "FILE", "attention input: safetensors with q [Hq,N,d], k, v [Hkv,N,d]"},
@@ -165,6 +166,8 @@ int cmd_attn(int argc, char **argv)
         {"threads", US_OPT_INT, &threads, "T", "CPU threads, 0 = all"},
         {"repeat", US_OPT_INT, &repeat, "R", "timed runs per method (median reported)"},
         {"json", US_OPT_FLAG, &json, NULL, "one JSON object per line per method"},
+        {"save-qkv", US_OPT_STRING, &save_qkv, "FILE", "write the input (as attention runs it) to FILE"},
+        {"save-selection", US_OPT_STRING, &save_selection, "FILE", "cuda: write UniSparse's selection to FILE"},
         {0}};
     int rc = us_options_parse(opts, argc, argv, "unisparse attn (--qkv FILE | --synthetic KIND) [options]",
                               "Runs dense attention and the chosen sparse methods on one input; reports density,\n"
@@ -255,8 +258,39 @@ int cmd_attn(int argc, char **argv)
         status = 2;
         goto done;
     }
+    if (save_qkv) {
+        us_tensor tq = a.q, tk = a.k, tv = a.v;
+        uint16_t *narrow = NULL;
+        if (on_gpu && a.q.dtype == US_F32) { /* the GPU runs bf16: save what it runs */
+            size_t nq_el = (size_t)(a.q.shape[0] * a.q.shape[1] * a.q.shape[2]);
+            size_t nk_el = (size_t)(a.k.shape[0] * a.k.shape[1] * a.k.shape[2]);
+            narrow = malloc((nq_el + 2 * nk_el) * 2);
+            if (!narrow) {
+                fprintf(stderr, "unisparse attn: no memory to save %s\n", save_qkv);
+                status = 1;
+                goto done;
+            }
+            const us_tensor *src[3] = {&a.q, &a.k, &a.v};
+            us_tensor *dst[3] = {&tq, &tk, &tv};
+            size_t off = 0;
+            for (int t = 0; t < 3; t++) {
+                *dst[t] = us_tensor_3d(narrow + off, US_BF16, src[t]->shape[0], src[t]->shape[1], src[t]->shape[2]);
+                const float *f = (const float *)src[t]->data;
+                size_t cnt = (size_t)(src[t]->shape[0] * src[t]->shape[1] * src[t]->shape[2]);
+                for (size_t x = 0; x < cnt; x++) narrow[off + x] = us_f32_to_bf16(f[x]);
+                off += cnt;
+            }
+        }
+        us_status sv = us_qkv_save(save_qkv, &tq, &tk, &tv, &a.mask, &err);
+        free(narrow);
+        if (sv) {
+            fprintf(stderr, "unisparse attn: %s\n", err.msg);
+            status = 1;
+            goto done;
+        }
+    }
     if (on_gpu) {
-        status = attn_run_cuda(&a, list, n_methods, &p, repeat, json, source);
+        status = attn_run_cuda(&a, list, n_methods, &p, repeat, json, source, save_selection);
         goto done;
     }
     /* dense first: the reference every method is measured against */

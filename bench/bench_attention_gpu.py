@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""bench_attention_gpu.py: our GPU dense and UniSparse attention against PyTorch's strongest kernels,
+in one run, on the same inputs and the same GPU.
+
+  python3 bench/bench_attention_gpu.py [--bin build/bin/unisparse] [--sizes 8192,32768,131072]
+                                       [--shapes 32x8x128,8x4x256,4x1x256] [--repeat 20] [--out FILE]
+
+For each (N, Hq x Hkv x d) it runs `unisparse attn --device cuda` (which times our dense kernel and
+UniSparse, estimation and attention apart, with device events, median of --repeat warm runs, and
+saves the input and UniSparse's block selection), then times on that same input:
+  sdpa-flash   PyTorch SDPA, flash backend (FlashAttention-2 class)
+  sdpa-cudnn   PyTorch SDPA, cuDNN backend (FlashAttention-3 class)
+  flex-sparse  FlexAttention given the very block mask UniSparse chose
+all causal, bf16. It prints one Markdown table: ms, TFLOP/s (dense causal FLOPs over time, called
+effective for the sparse rows), density and rel_err (against our dense for our rows, against
+sdpa-flash for flex-sparse). Needs an NVIDIA GPU, PyTorch with CUDA, and the safetensors package.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import load_file
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+
+def timed(fn, repeat):
+    """Median milliseconds of repeat warm calls, timed with CUDA events."""
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeat):
+        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        stop.record()
+        stop.synchronize()
+        times.append(start.elapsed_time(stop))
+    times.sort()
+    return times[len(times) // 2]
+
+
+def causal_flops(n, hq, d):
+    return 4.0 * d * hq * n * (n + 1) / 2
+
+
+def rel_err(x, ref):
+    return (torch.linalg.vector_norm((x.float() - ref.float())) / torch.linalg.vector_norm(ref.float())).item()
+
+
+def block_mask_from_selection(sel_path, hq, n, device):
+    """FlexAttention BlockMask holding exactly the selected key blocks of every (head, query block):
+    blocks strictly below the diagonal as full blocks, the diagonal block through the causal mask_mod."""
+    from torch.nn.attention.flex_attention import BlockMask
+
+    sel = load_file(sel_path)
+    counts, offsets, indices = sel["counts"], sel["row_offset"], sel["indices"]
+    heads_sel, nqb = counts.shape
+    per_row = hq // heads_sel
+    width = int(counts.max().item())
+    kv_idx = torch.zeros(heads_sel, nqb, max(width, 1), dtype=torch.int32)
+    for h in range(heads_sel):
+        for i in range(nqb):
+            c = int(counts[h, i])
+            o = int(offsets[h, i])
+            kv_idx[h, i, :c] = indices[o:o + c]
+    full_cnt = torch.zeros(heads_sel, nqb, dtype=torch.int32)
+    full_idx = torch.zeros_like(kv_idx)
+    part_cnt = torch.zeros(heads_sel, nqb, dtype=torch.int32)
+    part_idx = torch.zeros_like(kv_idx)
+    for h in range(heads_sel):
+        for i in range(nqb):
+            row = kv_idx[h, i, :int(counts[h, i])]
+            full = row[row < i]
+            part = row[row >= i]
+            full_cnt[h, i], part_cnt[h, i] = len(full), len(part)
+            full_idx[h, i, :len(full)] = full
+            part_idx[h, i, :len(part)] = part
+
+    def expand(t):
+        return t.repeat_interleave(per_row, dim=0).unsqueeze(0).to(device)
+
+    def causal(b, h, q_idx, kv_idx):
+        return q_idx >= kv_idx
+
+    with safe_open(sel_path, "pt") as f:
+        block = int(f.metadata()["block"])
+    return BlockMask.from_kv_blocks(expand(part_cnt), expand(part_idx), expand(full_cnt), expand(full_idx),
+                                    BLOCK_SIZE=block, mask_mod=causal, seq_lengths=(n, n))
+
+
+def run_config(args, n, hq, hkv, d, tmp):
+    qkv = os.path.join(tmp, "qkv.safetensors")
+    sel = os.path.join(tmp, "selection.safetensors")
+    cmd = [args.bin, "attn", "--synthetic", args.kind, "--n", str(n), "--heads", str(hq), "--kv-heads", str(hkv),
+           "--head-dim", str(d), "--device", "cuda", "--methods", "dense,unisparse", "--repeat", str(args.repeat),
+           "--json", "--save-qkv", qkv, "--save-selection", sel]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    ours = {r["method"]: r for r in (json.loads(line) for line in out.splitlines() if line.startswith("{"))}
+    t = load_file(qkv, device="cuda")
+    q, k, v = t["q"].unsqueeze(0), t["k"].unsqueeze(0), t["v"].unsqueeze(0)  # [1, H, N, d]
+    # expand K/V for the backends without GQA; the copy is made once, outside the timing
+    kx, vx = k.repeat_interleave(hq // hkv, dim=1), v.repeat_interleave(hq // hkv, dim=1)
+    flops = causal_flops(n, hq, d)
+    rows = []
+    for name in ("dense", "unisparse"):
+        r = ours[name]
+        total = r["est_ms"] + r["attn_ms"]
+        rows.append(dict(method="ours-" + name, ms=total, est_ms=r["est_ms"], attn_ms=r["attn_ms"],
+                         tflops=flops / total / 1e9, density=r["density"], rel_err=r["rel_err"]))
+    ref = None
+    for name, backend in (("sdpa-flash", SDPBackend.FLASH_ATTENTION), ("sdpa-cudnn", SDPBackend.CUDNN_ATTENTION)):
+        try:
+            with sdpa_kernel(backend):
+                fn = lambda: F.scaled_dot_product_attention(q, kx, vx, is_causal=True)
+                out_b = fn()
+                ms = timed(fn, args.repeat)
+            if ref is None:
+                ref = out_b
+            rows.append(dict(method=name, ms=ms, tflops=flops / ms / 1e9, density=1.0,
+                             rel_err=rel_err(out_b, ref)))
+        except Exception as e:  # a backend that refuses the shape is reported, not fatal
+            rows.append(dict(method=name, error=str(e).splitlines()[0][:80]))
+    try:
+        from torch.nn.attention.flex_attention import flex_attention
+        flex = torch.compile(flex_attention)
+        bm = block_mask_from_selection(sel, hq, n, "cuda")
+        fn = lambda: flex(q, kx, vx, block_mask=bm)
+        out_f = fn()
+        ms = timed(fn, args.repeat)
+        rows.append(dict(method="flex-sparse", ms=ms, tflops=flops / ms / 1e9, density=ours["unisparse"]["density"],
+                         rel_err=rel_err(out_f, ref) if ref is not None else float("nan")))
+    except Exception as e:
+        rows.append(dict(method="flex-sparse", error=str(e).splitlines()[0][:80]))
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--bin", default="build/bin/unisparse")
+    ap.add_argument("--sizes", default="8192,32768,131072")
+    ap.add_argument("--shapes", default="32x8x128,8x4x256,4x1x256")
+    ap.add_argument("--kind", default="mixed")
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--out", help="also write the rows as JSON lines here")
+    args = ap.parse_args()
+    gpu = torch.cuda.get_device_name()
+    print(f"GPU: {gpu}; torch {torch.__version__}; input synthetic:{args.kind}; bf16, causal; "
+          f"median of {args.repeat} warm runs\n")
+    print("| N | Hq/Hkv/d | method | ms | TFLOP/s | density | est_ms | attn_ms | speedup vs sdpa-flash | rel_err |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    sink = open(args.out, "w") if args.out else None
+    with tempfile.TemporaryDirectory() as tmp:
+        for shape in args.shapes.split(","):
+            hq, hkv, d = (int(x) for x in shape.split("x"))
+            for n in (int(x) for x in args.sizes.split(",")):
+                rows = run_config(args, n, hq, hkv, d, tmp)
+                flash = next((r["ms"] for r in rows if r["method"] == "sdpa-flash" and "ms" in r), None)
+                for r in rows:
+                    if "error" in r:
+                        print(f"| {n} | {shape} | {r['method']} | failed: {r['error']} | | | | | | |")
+                        continue
+                    speed = f"{flash / r['ms']:.2f}x" if flash else "-"
+                    est = f"{r['est_ms']:.3f}" if "est_ms" in r else ""
+                    att = f"{r['attn_ms']:.3f}" if "attn_ms" in r else ""
+                    print(f"| {n} | {shape} | {r['method']} | {r['ms']:.3f} | {r['tflops']:.0f} | {r['density']:.3f} "
+                          f"| {est} | {att} | {speed} | {r['rel_err']:.2e} |")
+                    if sink:
+                        sink.write(json.dumps(dict(r, n=n, shape=shape, gpu=gpu)) + "\n")
+                sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
