@@ -200,7 +200,7 @@ template <int D> struct ScoreCfg {
 };
 
 template <typename T, int D, bool KSPLIT, bool WHOLE>
-__global__ void __launch_bounds__(kScoreThreads) score_kernel(const ScoreParams p)
+__global__ void __launch_bounds__(kScoreThreads, 2) score_kernel(const ScoreParams p)
 {
     using C = ScoreCfg<D>;
     constexpr int KT = C::KT, NT = C::NT, CH = C::CH, KS = C::KS;
@@ -447,7 +447,7 @@ template <typename V> __device__ V block_excl_scan(V v, V *sh, V *total)
 
 __global__ void __launch_bounds__(kSelThreads) select_kernel(const SelectParams p)
 {
-    extern __shared__ __align__(16) unsigned char smem[];
+    extern __shared__ __align__(128) unsigned char sel_smem[];
     __shared__ float2 red[kSelThreads];
     __shared__ float s_max[128], s_coef[128];
     __shared__ int s_nb[128];
@@ -461,7 +461,7 @@ __global__ void __launch_bounds__(kSelThreads) select_kernel(const SelectParams 
     const int vis = p.visible[i];
     int P = 1;
     while (P < vis) P <<= 1;
-    unsigned long long *keys = reinterpret_cast<unsigned long long *>(smem); /* [P] */
+    unsigned long long *keys = reinterpret_cast<unsigned long long *>(sel_smem); /* [P] */
     int *flag = reinterpret_cast<int *>(keys + P);                          /* [P] */
     const int64_t row_off = p.row_offset[r];
     const int R = p.R, u0 = i * R, Ri = min(R, p.nqc - u0);

@@ -111,10 +111,17 @@ __device__ __forceinline__ void load_tile(T *dst, const T *src, int64_t stride, 
 __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> __device__ __forceinline__ void cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
+/* Warps own MT m16 tiles each (16 * MT query rows): with MT = 2 every K and V fragment read from
+ * shared memory feeds two MMAs, halving shared-memory traffic; d = 256 keeps MT = 1 to stay within
+ * the register file. */
+template <int D> struct Tiling {
+    static constexpr int MT = D == 256 ? 1 : 2;
+};
+
 template <typename T, int D, int BM>
-__global__ void __launch_bounds__(BM / 16 * 32) flash_sparse_kernel(const Params p)
+__global__ void __launch_bounds__(BM / (16 * Tiling<D>::MT) * 32) flash_sparse_kernel(const Params p)
 {
-    constexpr int NW = BM / 16, NT = NW * 32, SUB = BM / BN; /* sub-tiles per key block */
+    constexpr int MT = Tiling<D>::MT, NW = BM / (16 * MT), NT = NW * 32, SUB = BM / BN;
     extern __shared__ __align__(128) unsigned char smem_raw[];
     T *sQ = reinterpret_cast<T *>(smem_raw);
     T *sK = sQ + BM * D; /* [2][BN][D] */
@@ -133,11 +140,19 @@ __global__ void __launch_bounds__(BM / 16 * 32) flash_sparse_kernel(const Params
     const T *kg = reinterpret_cast<const T *>(p.k) + kvh * p.k_head;
     const T *vg = reinterpret_cast<const T *>(p.v) + kvh * p.v_head;
 
-    /* this thread's two rows: ra = warp*16 + g and rb = ra + 8 */
-    const int ra = q0 + warp * 16 + g, rb = ra + 8;
-    const int lim_a = ra < p.nq ? p.limit[ra] : -1, lim_b = rb < p.nq ? p.limit[rb] : -1;
+    /* this thread's rows: for m-tile mt, r[mt][0] = base + g and r[mt][1] = base + g + 8 */
+    int rows[MT][2], lim[MT][2];
+    int lim_min_lane = 0x7fffffff;
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int x = 0; x < 2; x++) {
+            rows[mt][x] = q0 + warp * 16 * MT + mt * 16 + g + 8 * x;
+            lim[mt][x] = rows[mt][x] < p.nq ? p.limit[rows[mt][x]] : -1;
+            if (lim[mt][x] >= 0) lim_min_lane = min(lim_min_lane, lim[mt][x]);
+        }
     /* smallest limit among the warp's real rows (rows past nq have none) */
-    const int lim_min_warp = __reduce_min_sync(0xffffffffu, min(lim_a < 0 ? 0x7fffffff : lim_a, lim_b < 0 ? 0x7fffffff : lim_b));
+    const int lim_min_warp = __reduce_min_sync(0xffffffffu, lim_min_lane);
 
     const int total = count * SUB;
     auto key_start = [&](int t) { return kept[t / SUB] * BM + (t % SUB) * BN; };
@@ -159,10 +174,15 @@ __global__ void __launch_bounds__(BM / 16 * 32) flash_sparse_kernel(const Params
     }
     cp_commit();
 
-    float o[D / 8][4];
+    float o[MT][D / 8][4];
+    float m[MT][2], l[MT][2];
 #pragma unroll
-    for (int n = 0; n < D / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
-    float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
+    for (int mt = 0; mt < MT; mt++) {
+#pragma unroll
+        for (int n = 0; n < D / 8; n++) o[mt][n][0] = o[mt][n][1] = o[mt][n][2] = o[mt][n][3] = 0.0f;
+        m[mt][0] = m[mt][1] = -INFINITY;
+        l[mt][0] = l[mt][1] = 0.0f;
+    }
 
     int buf = 0;
     while (t < total) {
@@ -180,68 +200,90 @@ __global__ void __launch_bounds__(BM / 16 * 32) flash_sparse_kernel(const Params
         const T *k_s = sK + buf * BN * D, *v_s = sV + buf * BN * D;
         const int kstart = key_start(t);
 
-        /* S = Q K^T for this warp's 16 rows and BN keys */
-        float s[BN / 8][4];
+        /* S = Q K^T for this warp's rows and BN keys; each K fragment feeds MT MMAs */
+        float s[MT][BN / 8][4];
 #pragma unroll
-        for (int n = 0; n < BN / 8; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int n = 0; n < BN / 8; n++) s[mt][n][0] = s[mt][n][1] = s[mt][n][2] = s[mt][n][3] = 0.0f;
 #pragma unroll
         for (int kk = 0; kk < D / 16; kk++) {
-            uint32_t a[4];
-            ldsm_x4(a[0], a[1], a[2], a[3], smem_addr(sQ + swz<D>(warp * 16 + (lane & 15), kk * 2 + (lane >> 4))));
+            uint32_t a[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+                ldsm_x4(a[mt][0], a[mt][1], a[mt][2], a[mt][3],
+                        smem_addr(sQ + swz<D>(warp * 16 * MT + mt * 16 + (lane & 15), kk * 2 + (lane >> 4))));
 #pragma unroll
             for (int np = 0; np < BN / 16; np++) {
                 uint32_t b0, b1, b2, b3;
                 ldsm_x4(b0, b1, b2, b3,
                         smem_addr(k_s + swz<D>(np * 16 + ((lane >> 4) << 3) + (lane & 7), kk * 2 + ((lane >> 3) & 1))));
-                Mma<T>::run(s[2 * np], a, b0, b1);
-                Mma<T>::run(s[2 * np + 1], a, b2, b3);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    Mma<T>::run(s[mt][2 * np], a[mt], b0, b1);
+                    Mma<T>::run(s[mt][2 * np + 1], a[mt], b2, b3);
+                }
             }
         }
         /* scale into log2 units; mask keys past each row's limit where the sub-tile crosses one */
         const bool crosses = kstart + BN - 1 > lim_min_warp;
-        float mx_a = -INFINITY, mx_b = -INFINITY;
+        float use[MT][2];
 #pragma unroll
-        for (int n = 0; n < BN / 8; n++) {
-            const int key = kstart + n * 8 + 2 * tig;
+        for (int mt = 0; mt < MT; mt++) {
+            float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-            for (int c = 0; c < 4; c++) {
-                float x = s[n][c] * p.scale_log2;
-                if (crosses && key + (c & 1) > (c < 2 ? lim_a : lim_b)) x = -INFINITY;
-                s[n][c] = x;
+            for (int n = 0; n < BN / 8; n++) {
+                const int key = kstart + n * 8 + 2 * tig;
+#pragma unroll
+                for (int c = 0; c < 4; c++) {
+                    float x = s[mt][n][c] * p.scale_log2;
+                    if (crosses && key + (c & 1) > lim[mt][c >> 1]) x = -INFINITY;
+                    s[mt][n][c] = x;
+                    mx[c >> 1] = fmaxf(mx[c >> 1], x);
+                }
             }
-            mx_a = fmaxf(mx_a, fmaxf(s[n][0], s[n][1]));
-            mx_b = fmaxf(mx_b, fmaxf(s[n][2], s[n][3]));
-        }
-        mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 1));
-        mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 2));
-        mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 1));
-        mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 2));
-        const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b);
-        /* a row that has seen nothing yet keeps -inf; exponentiate against 0 to avoid inf - inf */
-        const float use_a = mn_a == -INFINITY ? 0.0f : mn_a, use_b = mn_b == -INFINITY ? 0.0f : mn_b;
-        const float al_a = fast_exp2(m_a - use_a), al_b = fast_exp2(m_b - use_b);
-        m_a = mn_a, m_b = mn_b;
-        l_a *= al_a, l_b *= al_b;
 #pragma unroll
-        for (int n = 0; n < D / 8; n++) o[n][0] *= al_a, o[n][1] *= al_a, o[n][2] *= al_b, o[n][3] *= al_b;
+            for (int x = 0; x < 2; x++) {
+                mx[x] = fmaxf(mx[x], __shfl_xor_sync(0xffffffffu, mx[x], 1));
+                mx[x] = fmaxf(mx[x], __shfl_xor_sync(0xffffffffu, mx[x], 2));
+                const float mn = fmaxf(m[mt][x], mx[x]);
+                /* a row that has seen nothing yet keeps -inf; exponentiate against 0, not inf - inf */
+                use[mt][x] = mn == -INFINITY ? 0.0f : mn;
+                const float alpha = fast_exp2(m[mt][x] - use[mt][x]);
+                m[mt][x] = mn;
+                l[mt][x] *= alpha;
+#pragma unroll
+                for (int n = 0; n < D / 8; n++) o[mt][n][2 * x] *= alpha, o[mt][n][2 * x + 1] *= alpha;
+            }
+        }
 
-        /* P = exp2(S - m) straight into A fragments, then O += P V */
+        /* P = exp2(S - m) straight into A fragments, then O += P V; each V fragment feeds MT MMAs */
 #pragma unroll
         for (int kk = 0; kk < BN / 16; kk++) {
-            float p0 = fast_exp2(s[2 * kk][0] - use_a), p1 = fast_exp2(s[2 * kk][1] - use_a);
-            float p2 = fast_exp2(s[2 * kk][2] - use_b), p3 = fast_exp2(s[2 * kk][3] - use_b);
-            float p4 = fast_exp2(s[2 * kk + 1][0] - use_a), p5 = fast_exp2(s[2 * kk + 1][1] - use_a);
-            float p6 = fast_exp2(s[2 * kk + 1][2] - use_b), p7 = fast_exp2(s[2 * kk + 1][3] - use_b);
-            l_a += p0 + p1 + p4 + p5;
-            l_b += p2 + p3 + p6 + p7;
-            uint32_t a[4] = {Mma<T>::pack(p0, p1), Mma<T>::pack(p2, p3), Mma<T>::pack(p4, p5), Mma<T>::pack(p6, p7)};
+            uint32_t a[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                float p0 = fast_exp2(s[mt][2 * kk][0] - use[mt][0]), p1 = fast_exp2(s[mt][2 * kk][1] - use[mt][0]);
+                float p2 = fast_exp2(s[mt][2 * kk][2] - use[mt][1]), p3 = fast_exp2(s[mt][2 * kk][3] - use[mt][1]);
+                float p4 = fast_exp2(s[mt][2 * kk + 1][0] - use[mt][0]);
+                float p5 = fast_exp2(s[mt][2 * kk + 1][1] - use[mt][0]);
+                float p6 = fast_exp2(s[mt][2 * kk + 1][2] - use[mt][1]);
+                float p7 = fast_exp2(s[mt][2 * kk + 1][3] - use[mt][1]);
+                l[mt][0] += p0 + p1 + p4 + p5;
+                l[mt][1] += p2 + p3 + p6 + p7;
+                a[mt][0] = Mma<T>::pack(p0, p1), a[mt][1] = Mma<T>::pack(p2, p3);
+                a[mt][2] = Mma<T>::pack(p4, p5), a[mt][3] = Mma<T>::pack(p6, p7);
+            }
 #pragma unroll
             for (int nd = 0; nd < D / 16; nd++) {
                 uint32_t b0, b1, b2, b3;
                 ldsm_x4_t(b0, b1, b2, b3,
                           smem_addr(v_s + swz<D>(kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3), nd * 2 + (lane >> 4))));
-                Mma<T>::run(o[2 * nd], a, b0, b1);
-                Mma<T>::run(o[2 * nd + 1], a, b2, b3);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    Mma<T>::run(o[mt][2 * nd], a[mt], b0, b1);
+                    Mma<T>::run(o[mt][2 * nd + 1], a[mt], b2, b3);
+                }
             }
         }
         __syncthreads(); /* this buffer is refilled two sub-tiles later */
@@ -249,26 +291,25 @@ __global__ void __launch_bounds__(BM / 16 * 32) flash_sparse_kernel(const Params
         buf ^= 1;
     }
 
-    /* row sums: each row's values are spread over the 4 threads of a quad */
-    l_a += __shfl_xor_sync(0xffffffffu, l_a, 1);
-    l_a += __shfl_xor_sync(0xffffffffu, l_a, 2);
-    l_b += __shfl_xor_sync(0xffffffffu, l_b, 1);
-    l_b += __shfl_xor_sync(0xffffffffu, l_b, 2);
-    const float inv_a = l_a > 0.0f ? 1.0f / l_a : 0.0f, inv_b = l_b > 0.0f ? 1.0f / l_b : 0.0f;
     T *og = reinterpret_cast<T *>(p.o) + h * p.o_head;
 #pragma unroll
-    for (int n = 0; n < D / 8; n++) {
-        const int col = n * 8 + 2 * tig;
-        if (ra < p.nq)
-            *reinterpret_cast<uint32_t *>(og + (int64_t)ra * p.o_tok + col) = Mma<T>::pack(o[n][0] * inv_a, o[n][1] * inv_a);
-        if (rb < p.nq)
-            *reinterpret_cast<uint32_t *>(og + (int64_t)rb * p.o_tok + col) = Mma<T>::pack(o[n][2] * inv_b, o[n][3] * inv_b);
-    }
-    if (p.lse && tig == 0) {
-        const float ln2 = 0.6931471805599453f;
-        if (ra < p.nq) p.lse[(int64_t)h * p.nq + ra] = l_a > 0.0f ? (m_a + __log2f(l_a)) * ln2 : -INFINITY;
-        if (rb < p.nq) p.lse[(int64_t)h * p.nq + rb] = l_b > 0.0f ? (m_b + __log2f(l_b)) * ln2 : -INFINITY;
-    }
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int x = 0; x < 2; x++) {
+            /* row sums: each row's values are spread over the 4 threads of a quad */
+            float sum = l[mt][x];
+            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+            sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+            const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+            const int r = rows[mt][x];
+            if (r >= p.nq) continue;
+#pragma unroll
+            for (int n = 0; n < D / 8; n++)
+                *reinterpret_cast<uint32_t *>(og + (int64_t)r * p.o_tok + n * 8 + 2 * tig) =
+                    Mma<T>::pack(o[mt][n][2 * x] * inv, o[mt][n][2 * x + 1] * inv);
+            if (p.lse && tig == 0)
+                p.lse[(int64_t)h * p.nq + r] = sum > 0.0f ? (m[mt][x] + __log2f(sum)) * 0.6931471805599453f : -INFINITY;
+        }
 }
 
 template <typename T, int D, int BM>
@@ -282,7 +323,7 @@ us_status launch(const Params &p, int hq, cudaStream_t stream, us_error *err)
         configured = true;
     }
     dim3 grid((unsigned)p.nqb, (unsigned)hq);
-    flash_sparse_kernel<T, D, BM><<<grid, BM / 16 * 32, smem, stream>>>(p);
+    flash_sparse_kernel<T, D, BM><<<grid, BM / (16 * Tiling<D>::MT) * 32, smem, stream>>>(p);
     US_CUDA_TRY(err, cudaGetLastError());
     return US_OK;
 }
