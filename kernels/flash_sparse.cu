@@ -5,7 +5,8 @@
  * walks the kept key blocks of its selection row in sub-tiles of BN = 64 keys: K and V sub-tiles
  * are copied to shared memory with cp.async, two stages deep, and XOR-swizzled in 16-byte chunks so
  * that ldmatrix reads are free of bank conflicts. Scores and P.V are mma.sync m16n8k16 (bf16 or
- * f16 in, fp32 accumulate); the online softmax runs in base 2 in registers; P goes from the score
+ * f16 in, fp32 accumulate); the online softmax runs in base 2 in registers, the scale folded into
+ * one FFMA per score; P goes from the score
  * accumulators straight into A fragments. The mask is a visible key prefix per query (plan.h), so
  * masking is one compare per score, applied only to sub-tiles that cross a row's limit.
  *
@@ -236,17 +237,16 @@ __global__ void __launch_bounds__(BM / (16 * Tiling<D>::MT) * 32) flash_sparse_k
                 const int key = kstart + n * 8 + 2 * tig;
 #pragma unroll
                 for (int c = 0; c < 4; c++) {
-                    float x = s[mt][n][c] * p.scale_log2;
-                    if (crosses && key + (c & 1) > lim[mt][c >> 1]) x = -INFINITY;
-                    s[mt][n][c] = x;
-                    mx[c >> 1] = fmaxf(mx[c >> 1], x);
+                    if (crosses && key + (c & 1) > lim[mt][c >> 1]) s[mt][n][c] = -INFINITY;
+                    mx[c >> 1] = fmaxf(mx[c >> 1], s[mt][n][c]);
                 }
             }
 #pragma unroll
             for (int x = 0; x < 2; x++) {
                 mx[x] = fmaxf(mx[x], __shfl_xor_sync(0xffffffffu, mx[x], 1));
                 mx[x] = fmaxf(mx[x], __shfl_xor_sync(0xffffffffu, mx[x], 2));
-                const float mn = fmaxf(m[mt][x], mx[x]);
+                /* the running max m is kept in scaled log2 units (scale > 0 commutes with max) */
+                const float mn = fmaxf(m[mt][x], mx[x] * p.scale_log2);
                 /* a row that has seen nothing yet keeps -inf; exponentiate against 0, not inf - inf */
                 use[mt][x] = mn == -INFINITY ? 0.0f : mn;
                 const float alpha = fast_exp2(m[mt][x] - use[mt][x]);
@@ -263,12 +263,14 @@ __global__ void __launch_bounds__(BM / (16 * Tiling<D>::MT) * 32) flash_sparse_k
             uint32_t a[MT][4];
 #pragma unroll
             for (int mt = 0; mt < MT; mt++) {
-                float p0 = fast_exp2(s[mt][2 * kk][0] - use[mt][0]), p1 = fast_exp2(s[mt][2 * kk][1] - use[mt][0]);
-                float p2 = fast_exp2(s[mt][2 * kk][2] - use[mt][1]), p3 = fast_exp2(s[mt][2 * kk][3] - use[mt][1]);
-                float p4 = fast_exp2(s[mt][2 * kk + 1][0] - use[mt][0]);
-                float p5 = fast_exp2(s[mt][2 * kk + 1][1] - use[mt][0]);
-                float p6 = fast_exp2(s[mt][2 * kk + 1][2] - use[mt][1]);
-                float p7 = fast_exp2(s[mt][2 * kk + 1][3] - use[mt][1]);
+                /* one FFMA per score: exp2(s * scale * log2 e - m) */
+                const float sl = p.scale_log2, u0 = use[mt][0], u1 = use[mt][1];
+                float p0 = fast_exp2(fmaf(s[mt][2 * kk][0], sl, -u0)), p1 = fast_exp2(fmaf(s[mt][2 * kk][1], sl, -u0));
+                float p2 = fast_exp2(fmaf(s[mt][2 * kk][2], sl, -u1)), p3 = fast_exp2(fmaf(s[mt][2 * kk][3], sl, -u1));
+                float p4 = fast_exp2(fmaf(s[mt][2 * kk + 1][0], sl, -u0));
+                float p5 = fast_exp2(fmaf(s[mt][2 * kk + 1][1], sl, -u0));
+                float p6 = fast_exp2(fmaf(s[mt][2 * kk + 1][2], sl, -u1));
+                float p7 = fast_exp2(fmaf(s[mt][2 * kk + 1][3], sl, -u1));
                 l[mt][0] += p0 + p1 + p4 + p5;
                 l[mt][1] += p2 + p3 + p6 + p7;
                 a[mt][0] = Mma<T>::pack(p0, p1), a[mt][1] = Mma<T>::pack(p2, p3);
