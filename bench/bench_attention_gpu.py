@@ -63,8 +63,12 @@ def block_mask_from_selection(sel_path, hq, n, device):
     counts, offsets, indices = sel["counts"], sel["row_offset"], sel["indices"]
     heads_sel, nqb = counts.shape
     per_row = hq // heads_sel
-    width = int(counts.max().item())
-    kv_idx = torch.zeros(heads_sel, nqb, max(width, 1), dtype=torch.int32)
+    # the index tensors span every key block: FlexAttention transposes them into per-key-block lists
+    with safe_open(sel_path, "pt") as f:
+        meta = f.metadata()
+    block = int(meta["block"])
+    nkb = (int(meta["nk"]) + block - 1) // block
+    kv_idx = torch.zeros(heads_sel, nqb, nkb, dtype=torch.int32)
     for h in range(heads_sel):
         for i in range(nqb):
             c = int(counts[h, i])
@@ -89,8 +93,6 @@ def block_mask_from_selection(sel_path, hq, n, device):
     def causal(b, h, q_idx, kv_idx):
         return q_idx >= kv_idx
 
-    with safe_open(sel_path, "pt") as f:
-        block = int(f.metadata()["block"])
     return BlockMask.from_kv_blocks(expand(part_cnt), expand(part_idx), expand(full_cnt), expand(full_idx),
                                     BLOCK_SIZE=block, mask_mod=causal, seq_lengths=(n, n))
 
@@ -101,7 +103,10 @@ def run_config(args, n, hq, hkv, d, tmp):
     cmd = [args.bin, "attn", "--synthetic", args.kind, "--n", str(n), "--heads", str(hq), "--kv-heads", str(hkv),
            "--head-dim", str(d), "--device", "cuda", "--methods", "dense,unisparse", "--repeat", str(args.repeat),
            "--json", "--save-qkv", qkv, "--save-selection", sel]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {run.stderr.strip()}")
+    out = run.stdout
     ours = {r["method"]: r for r in (json.loads(line) for line in out.splitlines() if line.startswith("{"))}
     t = load_file(qkv, device="cuda")
     q, k, v = t["q"].unsqueeze(0), t["k"].unsqueeze(0), t["v"].unsqueeze(0)  # [1, H, N, d]
@@ -160,7 +165,11 @@ def main():
         for shape in args.shapes.split(","):
             hq, hkv, d = (int(x) for x in shape.split("x"))
             for n in (int(x) for x in args.sizes.split(",")):
-                rows = run_config(args, n, hq, hkv, d, tmp)
+                try:
+                    rows = run_config(args, n, hq, hkv, d, tmp)
+                except Exception as e:  # one failing size is reported; the others still run
+                    print(f"| {n} | {shape} | all | failed: {str(e)[:200]} | | | | | | |")
+                    continue
                 flash = next((r["ms"] for r in rows if r["method"] == "sdpa-flash" and "ms" in r), None)
                 for r in rows:
                     if "error" in r:
