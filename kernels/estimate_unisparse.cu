@@ -1,37 +1,46 @@
 /* estimate_unisparse.cu: UniSparse estimation and selection on the device (reproduces the CPU
  * selector: attention/select_unisparse.c, block_scores.c, selection.c).
  *
- * Three steps, all queued on the caller's stream, no host synchronisation:
+ * Three steps, all queued on the caller's stream, no host synchronisation and no copies (the first
+ * call, and a call that needs more scratch, allocates it):
  *
  * 1. pool_kernel: composite queries qc [ne, nqc, d] (cq tokens x ch query heads, times
  *    scale * log2 e) and, only when keys are pooled (ck > 1, ch spanning several KV heads, or a K
- *    tensor that is not 16-byte aligned), composite keys kc [nkh, nkc, d]. Sums run in fp32 in the
- *    CPU's order; the result is stored as a pair (hi, lo) of the input dtype with hi + lo = x to
- *    about 16 (bf16) or 22 (f16) significant bits, so the tensor-core products below reproduce the
- *    CPU's fp32 logits closely enough that block rankings agree. With ck = 1 and one KV head per
- *    estimate (the default) the keys are read straight from K: one token is exact in its dtype.
+ *    tensor that is not 16-byte aligned), composite keys kc [nkh, nkc, d]. One thread per 8
+ *    elements, 16-byte loads when aligned; sums in fp32 in the CPU's order. The result is stored as
+ *    a pair (hi, lo) of the input dtype with hi + lo = x to about 16 (bf16) or 22 (f16) significant
+ *    bits, so that the tensor-core products below reproduce the CPU's fp32 logits closely enough
+ *    for block rankings to agree (a single bf16 pass was measured 1.3x faster at 128K but kept only
+ *    82-93% of the CPU's rows on structured inputs). With ck = 1 and one KV head per estimate (the
+ *    default) the keys are read straight from K: one token is exact in its dtype.
  *
  * 2. score_kernel: one CTA per (64 composite query rows, chunk of 4096 composite keys, estimate
- *    head); 4 warps, 16 rows each. K tiles (64 keys; 32 for d = 256) stream through shared memory
- *    with cp.async, two stages, XOR-swizzled 16-byte chunks, and ldmatrix feeds mma.sync
- *    m16n8k16 (bf16/f16 in, fp32 accumulate): z = q_hi.k + q_lo.k (+ q_hi.k_lo for pooled keys).
- *    Query fragments live in registers for d <= 128 and in shared memory for d = 256. Each row's
- *    scores are masked at its visible composite-key prefix nv(u) and reduced, per (row, key block),
- *    to a base-2 partial (max m, sum of exp2(z - m)) written to scratch: one pass over the keys,
- *    and the key chunks split the long rows across CTAs. When a key block covers whole tiles
- *    (ck = 1: 128 or 64 keys per block) the reduction stays in registers (quad shuffles, one exp2
- *    per score); for smaller blocks the masked tile goes through shared memory.
+ *    head); chunks that no row of the tile sees exit at once. 4 warps of 16 rows. K tiles (64
+ *    keys; 32 for d = 256) stream through shared memory with cp.async, two stages, XOR-swizzled
+ *    16-byte chunks; ldmatrix feeds mma.sync m16n8k16 (bf16/f16 in, fp32 accumulate):
+ *    z = q_hi.k + q_lo.k (+ q_hi.k_lo for pooled keys), the B fragments of a k step loaded first so
+ *    that each accumulator's consecutive mma are 8 apart. q_hi fragments stay in registers and q_lo
+ *    in shared memory (d <= 128; 4 CTAs per SM), both in shared memory for d = 256. Scores are
+ *    masked at each row's visible composite-key prefix nv(u) (only in tiles that cross it) and
+ *    reduced per (row, key block) to a base-2 partial (max m, sum of 2^(z - m)) in scratch, one
+ *    pass over the keys, plus each row's (max, sum) over the CTA's chunk. When a key block spans
+ *    whole tiles (ck = 1: 128 or 64 keys) the reduction stays in registers (quad shuffles, one
+ *    ex2.approx per score); smaller blocks (ck > 1) go through a shared-memory score tile.
  *
- * 3. select_kernel: one CTA per selection row (e, query block i). It combines the partials into
- *    each composite row's max and sum, averages the normalised mass of the block's rows per key
- *    block (the CPU's importance), then applies us_select_row_by_mass: forced sink / diagonal /
- *    local blocks, the other visible blocks sorted by importance (bitonic sort of 64-bit keys
- *    importance:~index in shared memory), a prefix sum in double to the first count whose mass
- *    reaches tau, min/max floors, and an ascending compaction into the us_selection layout.
+ * 3. select_kernel: one CTA (256 threads) per selection row (e, query block i). It merges the
+ *    chunk totals into each composite row's max and sum, averages the normalised mass of the
+ *    block's rows per key block (the CPU's importance; coalesced reads, shuffle sums), then applies
+ *    us_select_row_by_mass: forced sink / diagonal / local blocks, the other visible blocks sorted
+ *    by importance (bitonic sort of 64-bit keys importance:~index in shared memory, warp-synchronous
+ *    stages for distances <= 32), a prefix sum in double to the first count whose mass reaches tau,
+ *    min/max floors, and an ascending compaction into the us_selection layout.
  *
- * Scratch (plan->est_scratch) holds qc, kc when pooled, and the partials: n_indices * (S / cq)
- * float2, the selection's own layout times the composite rows per query block (about 270 MB at
- * 128K tokens, 8 estimate heads, S = 128, cq = 16).
+ * Scratch (plan->est_scratch): qc hi/lo, kc when pooled, the partials (n_indices * (S / cq)
+ * float2: the selection's own layout times the composite rows per query block, about 270 MB at
+ * 128K tokens, 8 estimate heads, S = 128, cq = 16) and the chunk totals (ne * nqc * chunks float2).
+ *
+ * Measured on an H100 (bf16, causal, 32/8 heads, d 128, defaults): 0.65 ms at 32K tokens, 7.4 ms
+ * at 128K (pooling 0.37, scores ~6.5 with the tensor pipe ~50% busy, selection ~0.45).
  */
 #include "plan.h"
 
@@ -44,7 +53,7 @@ namespace {
 constexpr int kRows = 64;         /* composite query rows per score CTA */
 constexpr int kScoreThreads = 128; /* 4 warps x 16 rows */
 constexpr int kChunk = 4096;      /* composite keys per score CTA (a multiple of every tile and block) */
-constexpr int kSelThreads = 512;
+constexpr int kSelThreads = 256;
 constexpr int kMaxSort = 16384;   /* visible key blocks a selection row may have */
 constexpr int kPoolThreads = 256;
 
@@ -111,12 +120,20 @@ __device__ __forceinline__ int row_nv(const int32_t *__restrict__ limit, int u, 
     return (int)(nv < nkc ? nv : nkc);
 }
 
+/* 2^x, ~2 ulp; flushes results below 2^-126 to zero as the CPU's us_exp2f does; 2^-inf = 0. */
+__device__ __forceinline__ float ex2(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
 /* (max, sum of exp2(x - max)) pairs, merged. */
 __device__ __forceinline__ float2 ms_merge(float2 a, float2 b)
 {
     float m = fmaxf(a.x, b.x);
     if (m == -INFINITY) return make_float2(-INFINITY, 0.0f);
-    return make_float2(m, a.y * exp2f(a.x - m) + b.y * exp2f(b.x - m));
+    return make_float2(m, a.y * ex2(a.x - m) + b.y * ex2(b.x - m));
 }
 
 /* ---- 1. pooling ----------------------------------------------------------------------------------- */
@@ -142,6 +159,7 @@ __global__ void __launch_bounds__(kPoolThreads) pool_kernel(const T *__restrict_
     for (int k = 0; k < 8; k++) acc[k] = 0.0f;
     for (int h = e * nh; h < (e + 1) * nh; h++) {
         const T *p = src + (int64_t)h * hs + t0 * ts + cc * 8;
+#pragma unroll 4
         for (int64_t j = t0; j < t1; j++, p += ts) {
             if (VEC) {
                 uint4 v = *reinterpret_cast<const uint4 *>(p);
@@ -182,11 +200,12 @@ struct ScoreParams {
     const int32_t *limit;
     const int64_t *row_offset;
     float2 *part; /* [(row_offset[e, i] + b) * R + (u - i * R)]: (max, sum) of row u over key block b */
+    float2 *rowpart; /* [(e * nqc + u) * gridDim.y + chunk]: (max, sum) of row u over the CTA's key chunk */
 };
 
 template <int D> struct ScoreCfg {
     static constexpr int KT = D <= 128 ? 64 : 32; /* keys per shared-memory tile */
-    static constexpr bool QREG = D <= 128;         /* query fragments in registers */
+    static constexpr bool QREG = D <= 128;         /* q_hi fragments in registers, q_lo in smem */
     static constexpr int NT = KT / 8;              /* n8 tiles per warp per key tile */
     static constexpr int CH = D / 8;               /* 16-byte chunks per row */
     static constexpr int KS = D / 16;              /* k16 steps */
@@ -195,17 +214,19 @@ template <int D> struct ScoreCfg {
     static constexpr int ZLD = KT + 1;             /* floats per row of the score tile (generic path) */
     static constexpr int smem(bool ksplit, bool whole)
     {
-        return (QREG ? 0 : 2 * QHALF) + 2 * KHALF * (ksplit ? 2 : 1) + (whole ? 0 : kRows * ZLD * 4);
+        return (QREG ? 1 : 2) * QHALF + 2 * KHALF * (ksplit ? 2 : 1) + (whole ? 0 : kRows * ZLD * 4);
     }
 };
 
+/* Shared memory: d <= 128: [q_lo | key stages], q_hi first staged in the key stages on its way to
+ * registers; d = 256: [q_hi | q_lo | key stages]; then the score tile of the generic path. */
 template <typename T, int D, bool KSPLIT, bool WHOLE>
-__global__ void __launch_bounds__(kScoreThreads, 2) score_kernel(const ScoreParams p)
+__global__ void __launch_bounds__(kScoreThreads, (D <= 128 && !KSPLIT) ? 4 : 2) score_kernel(const ScoreParams p)
 {
     using C = ScoreCfg<D>;
     constexpr int KT = C::KT, NT = C::NT, CH = C::CH, KS = C::KS;
     constexpr int STAGE = C::KHALF * (KSPLIT ? 2 : 1);
-    static_assert(!C::QREG || 2 * STAGE >= 2 * C::QHALF, "query tile must fit the key stages");
+    static_assert(!C::QREG || 2 * STAGE >= C::QHALF, "q_hi must fit the key stages");
     extern __shared__ __align__(128) unsigned char smem[];
 
     const int u0 = blockIdx.x * kRows, e = blockIdx.z;
@@ -214,28 +235,20 @@ __global__ void __launch_bounds__(kScoreThreads, 2) score_kernel(const ScorePara
     const int c0 = blockIdx.y * p.chunk;
     if (c0 >= nv_max) return; /* this chunk is invisible to every row of the tile */
     const int c1 = min(c0 + p.chunk, nv_max);
-    const int n_tiles = (c1 - c0 + KT - 1) / KT;
 
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, q4 = lane % 4;
     const int uA = u0 + warp * 16 + g, uB = uA + 8;
     const int nvA = row_nv(p.limit, uA, p.nqc, p.cq, p.ck, p.nq, p.nkc);
     const int nvB = row_nv(p.limit, uB, p.nqc, p.cq, p.ck, p.nq, p.nkc);
-    /* the warp's last valid row sees the most keys */
-    const int warp_nv = u0 + warp * 16 < p.nqc
-                            ? row_nv(p.limit, min(u0 + warp * 16 + 15, p.nqc - 1), p.nqc, p.cq, p.ck, p.nq, p.nkc)
-                            : 0;
-    int64_t baseA = 0, baseB = 0;
-    if (uA < p.nqc) {
-        int i = uA / p.R;
-        baseA = p.row_offset[(int64_t)e * p.n_qblocks + i] * p.R + (uA - i * p.R);
-    }
-    if (uB < p.nqc) {
-        int i = uB / p.R;
-        baseB = p.row_offset[(int64_t)e * p.n_qblocks + i] * p.R + (uB - i * p.R);
-    }
+    /* where row u's partial for key block b goes (recomputed at each write: registers are scarce) */
+    auto part_at = [&](int u, int b) -> float2 * {
+        const int i = u / p.R;
+        return p.part + (p.row_offset[(int64_t)e * p.n_qblocks + i] + b) * p.R + (u - i * p.R);
+    };
 
-    unsigned char *stages = smem + (C::QREG ? 0 : 2 * C::QHALF);
-    const uint32_t q_sm = smem_u32(smem), st_sm = smem_u32(stages);
+    unsigned char *stages = smem + (C::QREG ? 1 : 2) * C::QHALF;
+    const uint32_t st_sm = smem_u32(stages);
+    const uint32_t qh_sm = C::QREG ? st_sm : smem_u32(smem), ql_sm = smem_u32(smem) + (C::QREG ? 0 : C::QHALF);
 
     /* query tile (hi, lo): rows past nqc are zeros */
     {
@@ -245,21 +258,17 @@ __global__ void __launch_bounds__(kScoreThreads, 2) score_kernel(const ScorePara
             int r = x / CH, c = x % CH;
             bool ok = u0 + r < p.nqc;
             int64_t off = ok ? (int64_t)r * D + c * 8 : 0;
-            cp_async16(q_sm + swz<D>(r, c), qh + off, ok ? 16 : 0);
-            cp_async16(q_sm + C::QHALF + swz<D>(r, c), ql + off, ok ? 16 : 0);
+            cp_async16(qh_sm + swz<D>(r, c), qh + off, ok ? 16 : 0);
+            cp_async16(ql_sm + swz<D>(r, c), ql + off, ok ? 16 : 0);
         }
         cp_async_commit();
     }
-    uint32_t qa[C::QREG ? KS : 1][4], qb[C::QREG ? KS : 1][4];
+    uint32_t qa[C::QREG ? KS : 1][4];
     if constexpr (C::QREG) {
         cp_async_wait<0>();
         __syncthreads();
 #pragma unroll
-        for (int ks = 0; ks < KS; ks++) {
-            uint32_t off = swz<D>(warp * 16 + (lane % 16), 2 * ks + lane / 16);
-            ldsm_x4(qa[ks], q_sm + off);
-            ldsm_x4(qb[ks], q_sm + C::QHALF + off);
-        }
+        for (int ks = 0; ks < KS; ks++) ldsm_x4(qa[ks], qh_sm + swz<D>(warp * 16 + (lane % 16), 2 * ks + lane / 16));
         __syncthreads(); /* the key stages reuse this memory */
     }
 
@@ -279,13 +288,18 @@ __global__ void __launch_bounds__(kScoreThreads, 2) score_kernel(const ScorePara
         cp_async_commit();
     };
 
-    /* running (max, thread-partial sum) of the current key block, rows A and B (WHOLE path) */
+    /* running (max, thread-partial sum) of the current key block, rows A and B (WHOLE path); the
+     * rows' totals over the chunk live in shared memory (registers are scarce), each entry updated
+     * by one thread only */
     float mA = -INFINITY, sA = 0.0f, mB = -INFINITY, sB = 0.0f;
+    __shared__ float2 s_tot[kRows];
+    if (tid < kRows) s_tot[tid] = make_float2(-INFINITY, 0.0f); /* ordered by the loop's first barrier */
     float *zs = reinterpret_cast<float *>(stages + 2 * STAGE); /* generic path: [kRows][ZLD] */
 
     load_keys(0, 0);
-    for (int j = 0; j < n_tiles; j++) {
-        if (j + 1 < n_tiles) {
+    for (int j = 0; c0 + j * KT < c1; j++) {
+        const bool last_tile = c0 + (j + 1) * KT >= c1;
+        if (!last_tile) {
             load_keys(j + 1, (j + 1) & 1);
             cp_async_wait<1>();
         } else {
@@ -297,52 +311,68 @@ __global__ void __launch_bounds__(kScoreThreads, 2) score_kernel(const ScorePara
         float acc[NT][4];
 #pragma unroll
         for (int n = 0; n < NT; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
-        if (t0 < warp_nv) {
+        if (__any_sync(0xffffffffu, t0 < nvA || t0 < nvB)) { /* some row of the warp sees the tile */
+            /* all B fragments of a k step first, then the q_hi products, then the q_lo ones: each
+             * accumulator's consecutive mma are NT apart, which hides the tensor-pipe latency */
 #pragma unroll
             for (int ks = 0; ks < KS; ks++) {
-                uint32_t ah[4], al[4];
+                const uint32_t qoff = swz<D>(warp * 16 + (lane % 16), 2 * ks + lane / 16);
+                uint32_t b[NT / 2][4], ah[4], al[4];
+#pragma unroll
+                for (int np = 0; np < NT / 2; np++)
+                    ldsm_x4(b[np], ks_sm + swz<D>(np * 16 + (lane % 8) + (lane / 16) * 8, 2 * ks + (lane / 8) % 2));
                 if constexpr (C::QREG) {
 #pragma unroll
-                    for (int x = 0; x < 4; x++) ah[x] = qa[ks][x], al[x] = qb[ks][x];
+                    for (int x = 0; x < 4; x++) ah[x] = qa[ks][x];
                 } else {
-                    uint32_t off = swz<D>(warp * 16 + (lane % 16), 2 * ks + lane / 16);
-                    ldsm_x4(ah, q_sm + off);
-                    ldsm_x4(al, q_sm + C::QHALF + off);
+                    ldsm_x4(ah, qh_sm + qoff);
                 }
 #pragma unroll
                 for (int np = 0; np < NT / 2; np++) {
-                    uint32_t b[4];
-                    const uint32_t off = swz<D>(np * 16 + (lane % 8) + (lane / 16) * 8, 2 * ks + (lane / 8) % 2);
-                    ldsm_x4(b, ks_sm + off);
-                    mma16816<T>(acc[2 * np], ah, b[0], b[1]);
-                    mma16816<T>(acc[2 * np], al, b[0], b[1]);
-                    mma16816<T>(acc[2 * np + 1], ah, b[2], b[3]);
-                    mma16816<T>(acc[2 * np + 1], al, b[2], b[3]);
-                    if (KSPLIT) {
-                        ldsm_x4(b, ks_sm + C::KHALF + off);
-                        mma16816<T>(acc[2 * np], ah, b[0], b[1]);
-                        mma16816<T>(acc[2 * np + 1], ah, b[2], b[3]);
+                    mma16816<T>(acc[2 * np], ah, b[np][0], b[np][1]);
+                    mma16816<T>(acc[2 * np + 1], ah, b[np][2], b[np][3]);
+                }
+                ldsm_x4(al, ql_sm + qoff);
+#pragma unroll
+                for (int np = 0; np < NT / 2; np++) {
+                    mma16816<T>(acc[2 * np], al, b[np][0], b[np][1]);
+                    mma16816<T>(acc[2 * np + 1], al, b[np][2], b[np][3]);
+                }
+                if (KSPLIT) {
+#pragma unroll
+                    for (int np = 0; np < NT / 2; np++)
+                        ldsm_x4(b[np], ks_sm + C::KHALF +
+                                           swz<D>(np * 16 + (lane % 8) + (lane / 16) * 8, 2 * ks + (lane / 8) % 2));
+#pragma unroll
+                    for (int np = 0; np < NT / 2; np++) {
+                        mma16816<T>(acc[2 * np], ah, b[np][0], b[np][1]);
+                        mma16816<T>(acc[2 * np + 1], ah, b[np][2], b[np][3]);
                     }
                 }
             }
         }
         /* mask: composite key t is visible to row u when t < nv(u) */
+        if (t0 + KT > min(nvA, nvB)) {
 #pragma unroll
-        for (int n = 0; n < NT; n++) {
-            const int t = t0 + n * 8 + 2 * q4;
-            if (t >= nvA) acc[n][0] = -INFINITY;
-            if (t + 1 >= nvA) acc[n][1] = -INFINITY;
-            if (t >= nvB) acc[n][2] = -INFINITY;
-            if (t + 1 >= nvB) acc[n][3] = -INFINITY;
+            for (int n = 0; n < NT; n++) {
+                const int t = t0 + n * 8 + 2 * q4;
+                if (t >= nvA) acc[n][0] = -INFINITY;
+                if (t + 1 >= nvA) acc[n][1] = -INFINITY;
+                if (t >= nvB) acc[n][2] = -INFINITY;
+                if (t + 1 >= nvB) acc[n][3] = -INFINITY;
+            }
         }
         if constexpr (WHOLE) {
             /* the whole tile lies in key block t0 / G */
-            float xA = -INFINITY, xB = -INFINITY;
+            /* two independent chains per row: shorter dependencies, few registers */
+            float xA = fmaxf(acc[0][0], acc[0][1]), yA = fmaxf(acc[1][0], acc[1][1]);
+            float xB = fmaxf(acc[0][2], acc[0][3]), yB = fmaxf(acc[1][2], acc[1][3]);
 #pragma unroll
-            for (int n = 0; n < NT; n++) {
-                xA = fmaxf(xA, fmaxf(acc[n][0], acc[n][1]));
-                xB = fmaxf(xB, fmaxf(acc[n][2], acc[n][3]));
+            for (int n = 2; n < NT; n += 2) {
+                xA = fmaxf(xA, fmaxf(acc[n][0], acc[n][1])), yA = fmaxf(yA, fmaxf(acc[n + 1][0], acc[n + 1][1]));
+                xB = fmaxf(xB, fmaxf(acc[n][2], acc[n][3])), yB = fmaxf(yB, fmaxf(acc[n + 1][2], acc[n + 1][3]));
             }
+            xA = fmaxf(xA, yA), xB = fmaxf(xB, yB);
 #pragma unroll
             for (int o = 1; o < 4; o <<= 1) {
                 xA = fmaxf(xA, __shfl_xor_sync(0xffffffffu, xA, o));
@@ -350,26 +380,31 @@ __global__ void __launch_bounds__(kScoreThreads, 2) score_kernel(const ScorePara
             }
             const float nA = fmaxf(mA, xA), nB = fmaxf(mB, xB);
             if (nA != -INFINITY) {
-                float s = sA * exp2f(mA - nA);
+                float u = 0.0f, v = 0.0f;
 #pragma unroll
-                for (int n = 0; n < NT; n++) s += exp2f(acc[n][0] - nA) + exp2f(acc[n][1] - nA);
-                sA = s, mA = nA;
+                for (int n = 0; n < NT; n++) u += ex2(acc[n][0] - nA), v += ex2(acc[n][1] - nA);
+                sA = sA * ex2(mA - nA) + (u + v), mA = nA;
             }
             if (nB != -INFINITY) {
-                float s = sB * exp2f(mB - nB);
+                float u = 0.0f, v = 0.0f;
 #pragma unroll
-                for (int n = 0; n < NT; n++) s += exp2f(acc[n][2] - nB) + exp2f(acc[n][3] - nB);
-                sB = s, mB = nB;
+                for (int n = 0; n < NT; n++) u += ex2(acc[n][2] - nB), v += ex2(acc[n][3] - nB);
+                sB = sB * ex2(mB - nB) + (u + v), mB = nB;
             }
-            if (j == n_tiles - 1 || (t0 + KT) % p.G == 0) {
+            if (last_tile || (t0 + KT) % p.G == 0) {
                 const int b = t0 / p.G;
 #pragma unroll
                 for (int o = 1; o < 4; o <<= 1) {
                     sA += __shfl_xor_sync(0xffffffffu, sA, o);
                     sB += __shfl_xor_sync(0xffffffffu, sB, o);
                 }
-                if (q4 == 0 && (int64_t)b * p.G < nvA) p.part[baseA + (int64_t)b * p.R] = make_float2(mA, sA);
-                if (q4 == 0 && (int64_t)b * p.G < nvB) p.part[baseB + (int64_t)b * p.R] = make_float2(mB, sB);
+                if (q4 == 0 && (int64_t)b * p.G < nvA) *part_at(uA, b) = make_float2(mA, sA);
+                if (q4 == 0 && (int64_t)b * p.G < nvB) *part_at(uB, b) = make_float2(mB, sB);
+                if (q4 == 0) {
+                    const int rA = warp * 16 + g;
+                    s_tot[rA] = ms_merge(s_tot[rA], make_float2(mA, sA));
+                    s_tot[rA + 8] = ms_merge(s_tot[rA + 8], make_float2(mB, sB));
+                }
                 mA = mB = -INFINITY;
                 sA = sB = 0.0f;
             }
@@ -394,19 +429,32 @@ __global__ void __launch_bounds__(kScoreThreads, 2) score_kernel(const ScorePara
                 const float *z = zs + r * C::ZLD + bl * p.G;
                 float m = -INFINITY, s = 0.0f;
                 for (int t = 0; t < p.G; t++) m = fmaxf(m, z[t]);
-                for (int t = 0; t < p.G; t++) s += exp2f(z[t] - m);
-                const int i = u / p.R;
-                p.part[(p.row_offset[(int64_t)e * p.n_qblocks + i] + b) * p.R + (u - i * p.R)] = make_float2(m, s);
+                for (int t = 0; t < p.G; t++) s += ex2(z[t] - m);
+                *part_at(u, b) = make_float2(m, s);
+            }
+            if (tid < kRows) { /* row tid's total over the tile */
+                const float *z = zs + tid * C::ZLD;
+                float m = -INFINITY, s = 0.0f;
+                for (int t = 0; t < KT; t++) m = fmaxf(m, z[t]);
+                if (m != -INFINITY) {
+                    for (int t = 0; t < KT; t++) s += ex2(z[t] - m);
+                    s_tot[tid] = ms_merge(s_tot[tid], make_float2(m, s));
+                }
             }
         }
         __syncthreads(); /* the next iteration's prefetch overwrites this stage (and zs) */
     }
+    /* row totals over the chunk, for the rows that see some key of it */
+    const int64_t nch = gridDim.y;
+    if (tid < kRows && c0 < row_nv(p.limit, u0 + tid, p.nqc, p.cq, p.ck, p.nq, p.nkc))
+        p.rowpart[((int64_t)e * p.nqc + u0 + tid) * nch + blockIdx.y] = s_tot[tid];
 }
 
 /* ---- 3. selection ----------------------------------------------------------------------------- */
 
 struct SelectParams {
-    const float2 *part;
+    const float2 *part, *rowpart;
+    int n_chunks, chunk;
     const int32_t *limit;
     const int64_t *row_offset;
     const int32_t *visible;
@@ -450,7 +498,7 @@ __global__ void __launch_bounds__(kSelThreads) select_kernel(const SelectParams 
     extern __shared__ __align__(128) unsigned char sel_smem[];
     __shared__ float2 red[kSelThreads];
     __shared__ float s_max[128], s_coef[128];
-    __shared__ int s_nb[128];
+    __shared__ int s_nb[128], s_nch[128];
     __shared__ double s_dsh[32];
     __shared__ int s_ish[32];
     __shared__ int s_ktau;
@@ -466,19 +514,24 @@ __global__ void __launch_bounds__(kSelThreads) select_kernel(const SelectParams 
     const int64_t row_off = p.row_offset[r];
     const int R = p.R, u0 = i * R, Ri = min(R, p.nqc - u0);
     const float2 *part = p.part + row_off * R;
+    const int e = (int)(r / p.n_qblocks);
+    const float2 *rowpart = p.rowpart + ((int64_t)e * p.nqc + u0) * p.n_chunks;
 
-    /* composite rows of the block: visible key blocks, then max and sum over all of them */
+    /* composite rows of the block: visible key blocks, then max and sum over all of them (from the
+     * per-chunk totals of the score kernel) */
     if (tid < Ri) {
         int nv = row_nv(p.limit, u0 + tid, p.nqc, p.cq, p.ck, p.nq, p.nkc);
         s_nb[tid] = (nv + p.G - 1) / p.G;
+        s_nch[tid] = (nv + p.chunk - 1) / p.chunk;
     }
     __syncthreads();
     {
         const int ur = tid % R; /* kSelThreads % R == 0: each thread stays on one row */
         float2 acc = make_float2(-INFINITY, 0.0f);
         if (ur < Ri) {
-            const int nb = s_nb[ur];
-            for (int b = tid / R; b < nb; b += kSelThreads / R) acc = ms_merge(acc, part[(int64_t)b * R + ur]);
+            const int nch = s_nch[ur];
+            for (int k = tid / R; k < nch; k += kSelThreads / R)
+                acc = ms_merge(acc, rowpart[(int64_t)ur * p.n_chunks + k]);
         }
         red[tid] = acc;
     }
@@ -499,15 +552,9 @@ __global__ void __launch_bounds__(kSelThreads) select_kernel(const SelectParams 
     const int f_lo = max(0, d_first - p.local_blocks), n_sink = min(p.sink_blocks, vis);
     double fmass = 0.0;
     int fcount = 0;
-    for (int b = tid; b < P; b += kSelThreads) {
+    auto set_key = [&](int b, float imp) {
         unsigned long long key = 0ull;
         if (b < vis) {
-            float imp = 0.0f;
-            for (int ur = 0; ur < Ri; ur++)
-                if (b < s_nb[ur]) {
-                    float2 v = part[(int64_t)b * R + ur];
-                    imp += v.y * exp2f(v.x - s_max[ur]) * s_coef[ur];
-                }
             const bool forced = b < n_sink || (b >= f_lo && b <= d_last);
             if (forced) {
                 fmass += (double)imp;
@@ -517,6 +564,30 @@ __global__ void __launch_bounds__(kSelThreads) select_kernel(const SelectParams 
             }
         }
         keys[b] = key;
+    };
+    if (R <= 32) {
+        /* coalesced: thread x reads entry (b, ur) = (x / R, x % R); the R lanes of b sum by shuffles */
+        for (int x0 = 0; x0 < P * R; x0 += kSelThreads) {
+            const int x = x0 + tid, b = x / R, ur = x % R;
+            float c = 0.0f;
+            if (b < vis && ur < Ri && b < s_nb[ur]) {
+                const float2 v = part[x];
+                c = v.y * ex2(v.x - s_max[ur]) * s_coef[ur];
+            }
+            for (int o = R / 2; o > 0; o >>= 1) c += __shfl_xor_sync(0xffffffffu, c, o);
+            if (ur == 0 && b < P) set_key(b, c);
+        }
+    } else {
+        for (int b = tid; b < P; b += kSelThreads) {
+            float imp = 0.0f;
+            if (b < vis)
+                for (int ur = 0; ur < Ri; ur++)
+                    if (b < s_nb[ur]) {
+                        const float2 v = part[(int64_t)b * R + ur];
+                        imp += v.y * ex2(v.x - s_max[ur]) * s_coef[ur];
+                    }
+            set_key(b, imp);
+        }
     }
     {
         double ft;
@@ -527,7 +598,9 @@ __global__ void __launch_bounds__(kSelThreads) select_kernel(const SelectParams 
     }
     const int n_cand = vis - fcount;
 
-    /* bitonic sort, descending (ties: ascending index) */
+    /* bitonic sort, descending (ties: ascending index). A stage of distance jj <= 32 pairs
+     * elements inside the 64-element segment of one warp (threads t .. t + 31 own elements
+     * 2 t' - (t' & (jj - 1)) and that plus jj), so only stages of larger distance need the block. */
     for (int k = 2; k <= P; k <<= 1)
         for (int jj = k >> 1; jj > 0; jj >>= 1) {
             for (int t = tid; t < P / 2; t += kSelThreads) {
@@ -535,8 +608,13 @@ __global__ void __launch_bounds__(kSelThreads) select_kernel(const SelectParams 
                 const unsigned long long x = keys[a], y = keys[b];
                 if ((x < y) == ((a & k) == 0)) keys[a] = y, keys[b] = x;
             }
-            __syncthreads();
+            const int next = jj > 1 ? jj >> 1 : k; /* distance of the next stage */
+            if (next > 32)
+                __syncthreads();
+            else
+                __syncwarp();
         }
+    __syncthreads();
 
     /* the smallest count of candidates whose mass, added to the forced blocks', reaches tau */
     const bool keep_all = p.tau >= 1.0f;
@@ -677,7 +755,11 @@ us_status us_cuda_select_unisparse(us_cuda_plan *plan, const us_attn_args *a, cu
     const size_t qbytes = align256((size_t)ne * (size_t)nqc * (size_t)d * 2);
     const size_t kbytes = kpool ? align256((size_t)nkh * (size_t)nkc * (size_t)d * 2) : 0;
     const size_t pbytes = align256((size_t)plan->n_indices * (size_t)R * sizeof(float2));
-    const size_t need = 2 * qbytes + (ksplit ? 2 : 1) * kbytes + pbytes;
+    int chunk = kChunk;
+    while ((nkc + chunk - 1) / chunk > 65535) chunk *= 2;
+    const int n_chunks = (nkc + chunk - 1) / chunk;
+    const size_t rbytes = align256((size_t)ne * (size_t)nqc * (size_t)n_chunks * sizeof(float2));
+    const size_t need = 2 * qbytes + (ksplit ? 2 : 1) * kbytes + pbytes + rbytes;
     if (plan->est_scratch_bytes < need) {
         /* first call (or a call whose K layout needs pooled keys for the first time) */
         if (plan->est_scratch) US_CUDA_TRY(err, cudaFree(plan->est_scratch));
@@ -697,6 +779,7 @@ us_status us_cuda_select_unisparse(us_cuda_plan *plan, const us_attn_args *a, cu
     void *kh = kpool ? base + 2 * qbytes : NULL;
     void *kl = ksplit ? base + 2 * qbytes + kbytes : NULL;
     float2 *part = (float2 *)(base + 2 * qbytes + (ksplit ? 2 : 1) * kbytes);
+    float2 *rowpart = (float2 *)((unsigned char *)part + pbytes);
 
     /* 1. pooling */
     const float qmul = plan->scale * 1.4426950408889634f; /* the CPU's scale * US_LOG2E, in float */
@@ -725,13 +808,11 @@ us_status us_cuda_select_unisparse(us_cuda_plan *plan, const us_attn_args *a, cu
     sp.ch = ch, sp.group = group, sp.kv_per_e = kv_per_e;
     sp.nqc = nqc, sp.nkc = nkc, sp.cq = cq, sp.ck = ck, sp.nq = plan->nq;
     sp.G = G, sp.R = R, sp.n_qblocks = plan->n_qblocks;
-    int chunk = kChunk;
-    while ((nkc + chunk - 1) / chunk > 65535) chunk *= 2;
     sp.chunk = chunk;
-    sp.limit = plan->d_limit, sp.row_offset = plan->d_row_offset, sp.part = part;
+    sp.limit = plan->d_limit, sp.row_offset = plan->d_row_offset, sp.part = part, sp.rowpart = rowpart;
     const int KT = d <= 128 ? 64 : 32;
     const bool whole = G >= KT; /* powers of two: G is then a multiple of KT */
-    dim3 grid((unsigned)((nqc + kRows - 1) / kRows), (unsigned)((nkc + chunk - 1) / chunk), (unsigned)ne);
+    dim3 grid((unsigned)((nqc + kRows - 1) / kRows), (unsigned)n_chunks, (unsigned)ne);
     if (ne > 65535) return us_error_set(err, US_ERR_UNSUPPORTED, "UniSparse GPU estimation: %d estimate heads", ne);
     s = plan->dtype == US_BF16 ? dispatch_score<__nv_bfloat16>(d, sp, grid, ksplit, whole, stream, err)
                                : dispatch_score<__half>(d, sp, grid, ksplit, whole, stream, err);
@@ -739,7 +820,8 @@ us_status us_cuda_select_unisparse(us_cuda_plan *plan, const us_attn_args *a, cu
 
     /* 3. selection */
     SelectParams sel;
-    sel.part = part, sel.limit = plan->d_limit, sel.row_offset = plan->d_row_offset, sel.visible = plan->d_visible;
+    sel.part = part, sel.rowpart = rowpart, sel.n_chunks = n_chunks, sel.chunk = chunk;
+    sel.limit = plan->d_limit, sel.row_offset = plan->d_row_offset, sel.visible = plan->d_visible;
     sel.counts = plan->d_counts, sel.indices = plan->d_indices;
     sel.n_qblocks = plan->n_qblocks, sel.nqc = nqc, sel.nkc = nkc, sel.cq = cq, sel.ck = ck, sel.R = R, sel.G = G,
     sel.S = S;

@@ -21,7 +21,8 @@
 
 namespace {
 
-constexpr int BN = 64; /* keys per sub-tile */
+constexpr int BN = 64;          /* keys per sub-tile */
+constexpr int KEPT_CAP = 2048;  /* kept blocks staged in shared memory (more are read from global) */
 
 struct Params {
     const void *q, *k, *v;
@@ -155,8 +156,14 @@ __global__ void __launch_bounds__(BM / (16 * Tiling<D>::MT) * 32) flash_sparse_k
     /* smallest limit among the warp's real rows (rows past nq have none) */
     const int lim_min_warp = __reduce_min_sync(0xffffffffu, lim_min_lane);
 
+    /* the kept block list, staged in shared memory: the loop below reads it before every sub-tile,
+     * and a dependent global load there would stall the pipeline */
+    __shared__ int32_t s_kept[KEPT_CAP];
+    for (int x = tid; x < min(count, KEPT_CAP); x += NT) s_kept[x] = kept[x];
+    __syncthreads();
+    const int32_t *kept_s = count <= KEPT_CAP ? s_kept : kept;
     const int total = count * SUB;
-    auto key_start = [&](int t) { return kept[t / SUB] * BM + (t % SUB) * BN; };
+    auto key_start = [&](int t) { return kept_s[t / SUB] * BM + (t % SUB) * BN; };
     auto next_valid = [&](int t) {
         while (t < total) {
             int ks = key_start(t);

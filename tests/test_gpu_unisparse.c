@@ -4,8 +4,10 @@
  * block at the tau boundary in rare rows). Covers every mask kind, query offsets, ragged lengths,
  * GQA, head dims 64 / 128 / 256, ch = 1 and the default, blocks 64 and 128, tau 0.9 / 0.99 / 1,
  * pooled keys (ck > 1, ch across KV heads), strided and misaligned layouts, repeated calls and a
- * CUDA graph capture. Prints the time of one selection at N = 32768, 32 / 8 heads, d = 128
- * (US_GPU_TIMING_N overrides N). Without CUDA or without a GPU every test skips with the reason. */
+ * CUDA graph capture. Prints the time of one selection at N = 32768, 32 / 8 heads, d = 128, and
+ * compares it with the CPU's (US_GPU_TIMING_N overrides N, US_GPU_TIMING_SYN the synthetic input
+ * kind, US_GPU_TIMING_NOCPU=1 skips the CPU run). Without CUDA or without a GPU every test skips
+ * with the reason. */
 #include "reference.h"
 #include "unisparse/attention.h"
 #include "unisparse/synthetic.h"
@@ -27,7 +29,7 @@
 static void require_gpu(void)
 {
     char name[256];
-    if (us_cuda_device_count(name, (int)sizeof name) <= 0) cr_skip_test("no usable CUDA device (%s)", name);
+    if (us_cuda_device_count(name, (int)sizeof name) <= 0) cr_skip_test("GPU test skipped: %s", name);
 }
 
 #define CUDA_OK(call)                                                                                              \
@@ -255,6 +257,12 @@ Test(gpu_unisparse, offsets_and_ragged_lengths)
         {"ragged 777 block 64", 4, 1, 777, 777, 64, C_, -1, 64, 0, 0, 0, 0.9f, US_BF16, GAUSS, 0, 0, 0, 0},
         {"ragged 3001", 4, 2, 3001, 3001, 64, C_, -1, 64, 1, 0, 0, 0.99f, US_F16, GAUSS, 0, 0, 0, 0},
         {"tiny 100", 2, 1, 100, 100, 64, C_, -1, 64, 0, 0, 0, 0.9f, US_BF16, GAUSS, 0, 0, 0, 0},
+        /* more than one chunk of 4096 composite keys per score CTA */
+        {"long 10000 causal", 4, 2, 10000, 10000, 64, C_, -1, 128, 0, 0, 0, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0},
+        {"long 9000 block 64 f16", 4, 2, 9000, 9000, 128, SP_, -1, 64, 1, 0, 0, 0.9f, US_F16, GAUSS, 0, 0, 0, 0},
+        {"long offset 2000/12000", 8, 2, 2000, 12000, 128, C_, -1, 128, 0, 0, 0, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0},
+        {"long bidirectional 8192", 2, 1, 8192, 8192, 256, B_, -1, 128, 0, 0, 0, 0.9f, US_F16, GAUSS, 0, 0, 0, 0},
+        {"long ck 2 10000", 4, 2, 10000, 10000, 64, C_, -1, 64, 0, 0, 2, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0},
     };
     run_cases(cs, (int)(sizeof cs / sizeof cs[0]));
 }
@@ -295,6 +303,7 @@ Test(gpu_unisparse, structured_inputs)
     const gcase cs[] = {
         {"mixed bf16", 8, 2, 4096, 4096, 128, C_, -1, 128, 0, 0, 0, 0.99f, US_BF16, US_SYN_MIXED, 0, 0, 0, 0},
         {"mixed f16 tau 0.9", 8, 2, 4096, 4096, 128, C_, -1, 64, 0, 0, 0, 0.9f, US_F16, US_SYN_MIXED, 0, 0, 0, 0},
+        {"mixed 12000 bf16", 8, 2, 12000, 12000, 128, C_, -1, 128, 0, 0, 0, 0.99f, US_BF16, US_SYN_MIXED, 0, 0, 0, 0},
         {"needles ch 1", 4, 2, 3000, 3000, 64, C_, -1, 64, 1, 0, 0, 0.99f, US_BF16, US_SYN_NEEDLES, 0, 0, 0, 0},
         {"vertical", 4, 1, 3000, 3000, 128, C_, -1, 128, 0, 0, 0, 0.9f, US_BF16, US_SYN_VERTICAL, 0, 0, 0, 0},
         {"slash d 256", 4, 2, 2500, 2500, 256, C_, -1, 64, 0, 0, 0, 0.99f, US_F16, US_SYN_SLASH, 0, 0, 0, 0},
@@ -363,33 +372,38 @@ static int cmp_float(const void *x, const void *y)
     return (a > b) - (a < b);
 }
 
-Test(gpu_unisparse, timing_32k, .timeout = 600)
+Test(gpu_unisparse, timing_32k, .timeout = 900)
 {
     require_gpu();
-    const char *env = getenv("US_GPU_TIMING_N");
+    const char *env = getenv("US_GPU_TIMING_N"), *kind_env = getenv("US_GPU_TIMING_SYN");
     const int n = env && atoi(env) > 0 ? atoi(env) : 32768;
+    const int kind = kind_env ? us_synthetic_kind_parse(kind_env) : US_SYN_MIXED;
+    cr_assert_geq(kind, 0, "US_GPU_TIMING_SYN=%s is no synthetic kind", kind_env);
     const int hq = 32, hkv = 8, d = 128;
-    /* Gaussian data from a short seeded stream, tiled: the timing does not depend on the values */
-    const int64_t nqe = (int64_t)hq * n * d, nke = (int64_t)hkv * n * d, period = 1 << 20;
-    float *g = malloc((size_t)period * sizeof *g);
+    const int64_t nqe = (int64_t)hq * n * d, nke = (int64_t)hkv * n * d;
+    us_error err;
     uint16_t *q = malloc((size_t)nqe * 2), *k = malloc((size_t)nke * 2);
-    cr_assert(g && q && k);
-    ref_fill_gaussian(g, period, 5, 1.0f);
-    for (int64_t x = 0; x < nqe; x++) q[x] = us_f32_to_bf16(g[(x * 7 + x / period) % period]);
-    for (int64_t x = 0; x < nke; x++) k[x] = us_f32_to_bf16(g[(x * 13 + 1 + x / period) % period]);
-    free(g);
+    {
+        float *qf = malloc((size_t)nqe * 4), *kf = malloc((size_t)nke * 4), *vf = malloc((size_t)nke * 4);
+        cr_assert(q && k && qf && kf && vf);
+        cr_assert_eq(us_synthetic_qkv((us_synthetic_kind)kind, n, hq, hkv, d, 7, qf, kf, vf, NULL, NULL, &err), US_OK,
+                     "%s", err.msg);
+        for (int64_t x = 0; x < nqe; x++) q[x] = us_f32_to_bf16(qf[x]);
+        for (int64_t x = 0; x < nke; x++) k[x] = us_f32_to_bf16(kf[x]);
+        free(qf), free(kf), free(vf);
+    }
     void *dq, *dk;
     CUDA_OK(cudaMalloc(&dq, (size_t)nqe * 2));
     CUDA_OK(cudaMalloc(&dk, (size_t)nke * 2));
     CUDA_OK(cudaMemcpy(dq, q, (size_t)nqe * 2, cudaMemcpyHostToDevice));
     CUDA_OK(cudaMemcpy(dk, k, (size_t)nke * 2, cudaMemcpyHostToDevice));
-    free(q), free(k);
-    us_attn_args a = us_attn_args_default();
-    a.q = us_tensor_3d(dq, US_BF16, hq, n, d);
-    a.k = us_tensor_3d(dk, US_BF16, hkv, n, d);
-    a.v = a.k, a.o = a.q;
+    us_attn_args ah = us_attn_args_default();
+    ah.q = us_tensor_3d(q, US_BF16, hq, n, d);
+    ah.k = us_tensor_3d(k, US_BF16, hkv, n, d);
+    ah.v = ah.k, ah.o = ah.q;
+    us_attn_args a = ah;
+    a.q.data = dq, a.o.data = dq, a.k.data = dk, a.v.data = dk;
     us_unisparse_params p = us_unisparse_params_default();
-    us_error err;
     us_cuda_plan *plan = NULL;
     cr_assert_eq(us_cuda_plan_create(US_METHOD_UNISPARSE, &a, &p, &plan, &err), US_OK, "%s", err.msg);
     cudaStream_t stream;
@@ -408,21 +422,34 @@ Test(gpu_unisparse, timing_32k, .timeout = 600)
         CUDA_OK(cudaEventElapsedTime(&ms[r], e0, e1));
     }
     qsort(ms, RUNS, sizeof ms[0], cmp_float);
-    us_selection *sel = NULL;
+    us_selection *sel = NULL, *cpu = NULL;
     cr_assert_eq(us_cuda_plan_selection(plan, &sel, &err), US_OK, "%s", err.msg);
-    us_selection_finish(sel, &a); /* geometry only: no tensor data is read */
+    us_selection_finish(sel, &ah);
     char name[256];
     us_cuda_device_count(name, (int)sizeof name);
     fprintf(stderr,
-            "us_cuda_select unisparse: N %d, %d/%d heads, d %d, bf16, causal, defaults: median %.3f ms, min %.3f ms "
-            "(%d runs) on %s; density %.3f\n",
-            n, hq, hkv, d, (double)ms[RUNS / 2], (double)ms[0], RUNS, name, sel->density);
-    us_selection_free(&sel);
+            "us_cuda_select unisparse: N %d, %d/%d heads, d %d, bf16, causal, defaults, %s input: median %.3f ms, "
+            "min %.3f ms (%d runs) on %s; density %.3f\n",
+            n, hq, hkv, d, us_synthetic_kind_name((us_synthetic_kind)kind), (double)ms[RUNS / 2], (double)ms[0], RUNS,
+            name, sel->density);
+    /* the same selection on the CPU (US_GPU_TIMING_NOCPU=1 skips it, for profiling) */
+    if (!getenv("US_GPU_TIMING_NOCPU")) {
+        cr_assert_eq(us_select(US_METHOD_UNISPARSE, &ah, &p, &cpu, &err), US_OK, "%s", err.msg);
+        int64_t rows = (int64_t)cpu->n_heads * cpu->n_qblocks, same = 0;
+        for (int64_t r = 0; r < rows; r++) same += rows_equal(cpu, sel, r);
+        fprintf(stderr, "  CPU selector %.0f ms; rows identical to the CPU's: %lld of %lld (%.3f%%)\n", cpu->est_ms,
+                (long long)same, (long long)rows, 100.0 * (double)same / (double)rows);
+        cr_expect_geq((double)same / (double)rows, 0.99, "only %lld of %lld rows identical", (long long)same,
+                      (long long)rows);
+    }
+    cr_expect_eq(us_selection_check(sel, &ah, 1, &err), US_OK, "%s", err.msg);
+    us_selection_free(&sel), us_selection_free(&cpu);
     CUDA_OK(cudaEventDestroy(e0));
     CUDA_OK(cudaEventDestroy(e1));
     CUDA_OK(cudaStreamDestroy(stream));
     us_cuda_plan_free(&plan);
     cudaFree(dq), cudaFree(dk);
+    free(q), free(k);
 }
 
 #else /* !US_HAVE_CUDA */
