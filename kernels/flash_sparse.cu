@@ -2,7 +2,7 @@
  * block kept).
  *
  * One CTA per (query block of S = BM rows, query head); its warps own 16 query rows each. The CTA
- * walks the kept key blocks of its selection row in sub-tiles of BN = 64 keys: K and V sub-tiles
+ * walks the kept key blocks of its selection row in sub-tiles of BN keys (Tiling): K and V sub-tiles
  * are copied to shared memory with cp.async, two stages deep, and XOR-swizzled in 16-byte chunks so
  * that ldmatrix reads are free of bank conflicts. Scores and P.V are mma.sync m16n8k16 (bf16 or
  * f16 in, fp32 accumulate); the online softmax runs in base 2 in registers, the scale folded into
@@ -21,7 +21,9 @@
 
 namespace {
 
-constexpr int BN = 64;          /* keys per sub-tile */
+#ifndef US_FLASH_BN_D128
+#define US_FLASH_BN_D128 64 /* keys per sub-tile at d = 128 (a build-time knob for tuning runs) */
+#endif
 constexpr int KEPT_CAP = 2048;  /* kept blocks staged in shared memory (more are read from global) */
 
 struct Params {
@@ -117,13 +119,14 @@ template <int N> __device__ __forceinline__ void cp_wait() { asm volatile("cp.as
  * shared memory feeds two MMAs, halving shared-memory traffic; d = 256 keeps MT = 1 to stay within
  * the register file. */
 template <int D> struct Tiling {
-    static constexpr int MT = D == 256 ? 1 : 2;
+    static constexpr int MT = D == 256 ? 1 : 2;                 /* m16 tiles per warp */
+    static constexpr int BN = D == 128 ? US_FLASH_BN_D128 : 64; /* keys per sub-tile */
 };
 
 template <typename T, int D, int BM>
 __global__ void __launch_bounds__(BM / (16 * Tiling<D>::MT) * 32) flash_sparse_kernel(const Params p)
 {
-    constexpr int MT = Tiling<D>::MT, NW = BM / (16 * MT), NT = NW * 32, SUB = BM / BN;
+    constexpr int MT = Tiling<D>::MT, BN = Tiling<D>::BN, NW = BM / (16 * MT), NT = NW * 32, SUB = BM / BN;
     extern __shared__ __align__(128) unsigned char smem_raw[];
     T *sQ = reinterpret_cast<T *>(smem_raw);
     T *sK = sQ + BM * D; /* [2][BN][D] */
@@ -324,7 +327,7 @@ __global__ void __launch_bounds__(BM / (16 * Tiling<D>::MT) * 32) flash_sparse_k
 template <typename T, int D, int BM>
 us_status launch(const Params &p, int hq, cudaStream_t stream, us_error *err)
 {
-    constexpr size_t smem = (size_t)(BM * D + 4 * BN * D) * sizeof(T);
+    constexpr size_t smem = (size_t)(BM * D + 4 * Tiling<D>::BN * D) * sizeof(T);
     static bool configured = false; /* the attribute is per function, set once */
     if (!configured) {
         US_CUDA_TRY(err, cudaFuncSetAttribute(flash_sparse_kernel<T, D, BM>, cudaFuncAttributeMaxDynamicSharedMemorySize,
