@@ -8,6 +8,7 @@
  * sparse method (estimation and attention timed apart, density, rel_err and mass recall against
  * the dense output of this run). Medians of --repeat warm runs. Prints a Markdown table. */
 #include "blas_env.h"
+#include "stats.h"
 #include "unisparse/attention.h"
 #include "unisparse/synthetic.h"
 
@@ -19,25 +20,6 @@
 #include <string.h>
 #include <time.h>
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *x, int n)
-{
-    qsort(x, (size_t)n, sizeof *x, cmp);
-    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
-}
-
 static double sgemm_gflops(int repeat)
 {
     int n = 2048;
@@ -46,11 +28,11 @@ static double sgemm_gflops(int repeat)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n); /* warm */
     double *t = malloc((size_t)repeat * sizeof *t);
     for (int r = 0; r < repeat; r++) {
-        double t0 = now_ms();
+        double t0 = us_wall_ms();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
-        t[r] = now_ms() - t0;
+        t[r] = us_wall_ms() - t0;
     }
-    double g = 2.0 * n * n * (double)n / (median(t, repeat) * 1e6);
+    double g = 2.0 * n * n * (double)n / (us_median(t, repeat) * 1e6);
     free(a), free(b), free(c), free(t);
     return g;
 }
@@ -102,14 +84,14 @@ int main(int argc, char **argv)
     us_attention_dense(&a, &err); /* warm */
     double *t = malloc((size_t)repeat * sizeof *t), *te = malloc((size_t)repeat * sizeof *te);
     for (int r = 0; r < repeat; r++) {
-        double t0 = now_ms();
+        double t0 = us_wall_ms();
         if (us_attention_dense(&a, &err)) {
             fprintf(stderr, "bench_attention_cpu: %s\n", err.msg);
             return 1;
         }
-        t[r] = now_ms() - t0;
+        t[r] = us_wall_ms() - t0;
     }
-    double dense_ms = median(t, repeat), dense_gf = flops / (dense_ms * 1e6);
+    double dense_ms = us_median(t, repeat), dense_gf = flops / (dense_ms * 1e6);
     double sg_after = sgemm_gflops(repeat < 10 ? 10 : repeat);
     sg = sg_after > sg ? sg_after : sg;
     printf("CPU: %d threads, OpenBLAS core %s; N=%lld Hq=%d Hkv=%d d=%d causal f32, input synthetic:%s, "
@@ -136,9 +118,9 @@ int main(int argc, char **argv)
                 fprintf(stderr, "bench_attention_cpu: %s: %s\n", tok, err.msg);
                 return 1;
             }
-            double t0 = now_ms();
+            double t0 = us_wall_ms();
             us_attention_sparse(&a, sel, &err);
-            t[r] = now_ms() - t0;
+            t[r] = us_wall_ms() - t0;
             te[r] = sel->est_ms;
             density = sel->density;
             us_selection_free(&sel);
@@ -149,7 +131,7 @@ int main(int argc, char **argv)
             den += (double)o_ref[i] * o_ref[i];
         }
         for (int64_t i = 0; i < (int64_t)hq * n; i++) rec += fmin(1.0, exp((double)lse[i] - lse_ref[i]));
-        double em = median(te, repeat), am = median(t, repeat);
+        double em = us_median(te, repeat), am = us_median(t, repeat);
         printf("| %s | %.1f | %.1f eff. | | %.3f | %.1f (%.1f%% of dense) | %.1f | %.2fx | %.2e | %.4f |\n", tok,
                em + am, flops / ((em + am) * 1e6), density, em, 100.0 * em / dense_ms, am, dense_ms / (em + am),
                sqrt(num / den), rec / (double)(hq * n));

@@ -17,24 +17,13 @@ int attn_run_cuda(const us_attn_args *a, const us_method *methods, int n_methods
 #else
 #include "cuda_device.h"
 #include "selection_file.h"
+#include "stats.h"
 #include "unisparse_cuda.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int cmp_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
-
-static double median(double *x, int n)
-{
-    qsort(x, (size_t)n, sizeof *x, cmp_double);
-    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
-}
 
 typedef struct {
     void *q, *k, *v, *o, *lse;
@@ -167,7 +156,7 @@ int attn_run_cuda(const us_attn_args *host, const us_method *methods, int n_meth
         us_cuda_plan_free(&plan);
         if (mi < 0) {
             have_ref = true;
-            dense_total = median(t_att, repeat);
+            dense_total = us_median(t_att, repeat);
             continue; /* the reference run; a listed "dense" is timed again below */
         }
         double num = 0, den = 0, rec = 0;
@@ -180,7 +169,7 @@ int attn_run_cuda(const us_attn_args *host, const us_method *methods, int n_meth
         }
         for (size_t i = 0; i < lb / 4; i++)
             if (isfinite(lse_ref[i])) rec += isfinite(lse[i]) ? fmin(1.0, exp((double)lse[i] - lse_ref[i])) : 0, rows++;
-        double est = median(t_est, repeat), att = median(t_att, repeat), rel = den > 0 ? sqrt(num / den) : 0;
+        double est = us_median(t_est, repeat), att = us_median(t_att, repeat), rel = den > 0 ? sqrt(num / den) : 0;
         double recall = rows ? rec / (double)rows : 1.0;
         if (json) {
             cJSON *j = cJSON_CreateObject();

@@ -5,6 +5,7 @@
 #include "options.h"
 #include "progress.h"
 #include "qkv_file.h"
+#include "stats.h"
 #include "unisparse/synthetic.h"
 
 #include <cjson/cJSON.h>
@@ -19,25 +20,6 @@ typedef struct {
     double density, pair_density, est_ms, attn_ms, rel_err, mass_recall;
 } attn_result;
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *x, int n)
-{
-    qsort(x, (size_t)n, sizeof *x, cmp_double);
-    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
-}
-
 /* Runs method m `repeat` times; the last run's output stays in a->o and lse. */
 static us_status run_method(us_method m, us_attn_args *a, const us_unisparse_params *p, int repeat,
                             attn_result *r, us_error *err)
@@ -48,9 +30,9 @@ static us_status run_method(us_method m, us_attn_args *a, const us_unisparse_par
         us_selection *sel = NULL;
         s = us_select(m, a, p, &sel, err);
         if (s) break;
-        double t0 = now_ms();
+        double t0 = us_wall_ms();
         s = us_attention_sparse(a, sel, err);
-        att[it] = now_ms() - t0;
+        att[it] = us_wall_ms() - t0;
         est[it] = m == US_METHOD_DENSE ? 0.0 : sel->est_ms;
         r->density = sel->density;
         r->pair_density = sel->pair_density;
@@ -58,8 +40,8 @@ static us_status run_method(us_method m, us_attn_args *a, const us_unisparse_par
     }
     if (!s) {
         r->method = m;
-        r->est_ms = median(est, repeat);
-        r->attn_ms = median(att, repeat);
+        r->est_ms = us_median(est, repeat);
+        r->attn_ms = us_median(att, repeat);
     }
     free(est), free(att);
     return s;
