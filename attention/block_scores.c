@@ -11,15 +11,15 @@
 #include <cblas.h>
 #include <string.h>
 
-void us_pooled_block_importance(const us_pooled *pl, const us_geom *g, int block, int64_t h, int64_t qblock,
-                                float *work, float *importance)
+int us_pooled_block_importance(const us_pooled *pl, const us_geom *g, int block, int64_t h, int64_t qblock,
+                               float *work, float *importance, float *row_mass)
 {
     int64_t nkb = us_ceil_div(g->nk, block);
     memset(importance, 0, (size_t)nkb * sizeof *importance);
     int64_t per_block = block / pl->cq;
     int64_t u0 = qblock * per_block, u1 = us_min64(u0 + per_block, pl->nqc);
     int64_t rows = u1 - u0;
-    if (rows <= 0) return;
+    if (rows <= 0) return 0;
     /* the last composite query sees the most keys */
     int64_t last_tok = us_min64(u1 * pl->cq, g->nq) - 1;
     int64_t ncols = us_min64(pl->nkc, g->limit[last_tok] / pl->ck + 1);
@@ -36,11 +36,15 @@ void us_pooled_block_importance(const us_pooled *pl, const us_geom *g, int block
         /* base-2 softmax numerators over the visible prefix, vectorised */
         float sum = us_tile_exp2_row(z, (int)nv, us_tile_row_max(z, (int)nv));
         float norm = inv_rows / sum;
+        float *mine = row_mass ? row_mass + r * nkb : NULL;
+        if (mine) memset(mine, 0, (size_t)nkb * sizeof *mine);
         for (int64_t b = 0; b * keys_per_block < nv; b++) {
             int64_t t1 = us_min64((b + 1) * keys_per_block, nv);
             float acc = 0.0f;
             for (int64_t t = b * keys_per_block; t < t1; t++) acc += z[t];
             importance[b] += acc * norm;
+            if (mine) mine[b] = acc / sum;
         }
     }
+    return (int)rows;
 }

@@ -42,10 +42,16 @@ void us_tensor_head_to_f32(const us_tensor *t, int64_t h, float mul, float *dst)
 /* Milliseconds on a monotonic clock. */
 double us_now_ms(void);
 
-/* Keeps, in row r of sel, the forced blocks (sink, diagonal, local window) and then the visible
- * blocks of importance[0 .. visible) in decreasing order until the kept importance reaches tau
- * (importance sums to 1 over the visible blocks). Applies min/max floors. scratch holds
- * 2 * n_kblocks ints. */
+/* Marks (ORs into keep[0 .. visible)) the forced blocks (sink, diagonal, local window) and then
+ * the visible blocks of importance[0 .. visible) in decreasing order until the marked importance
+ * reaches tau (importance sums to 1 over the visible blocks), within the min/max floors.
+ * cand holds 2 * visible ints of scratch. */
+void us_mark_row_by_mass(const float *importance, int32_t visible, int32_t diag_first, int32_t diag_last, float tau,
+                         const us_unisparse_params *p, int32_t *keep, int32_t *cand);
+/* Writes the marked blocks of keep[0 .. visible) into row r of sel, ascending. */
+void us_write_row(us_selection *sel, int64_t row, const int32_t *keep, int32_t visible);
+/* Keeps, in row r of sel, exactly the blocks us_mark_row_by_mass marks. scratch holds
+ * 3 * n_kblocks ints. */
 void us_select_row_by_mass(us_selection *sel, int64_t row, const float *importance, int32_t visible,
                            int32_t diag_first, int32_t diag_last, float tau,
                            const us_unisparse_params *p, int32_t *scratch);
@@ -63,9 +69,11 @@ typedef struct {
     const float *kc;  /* [n_heads, nkc, dim] */
 } us_pooled;
 
-/* importance: [n_kblocks] for (h, i). work: (S / cq) * nkc floats. */
-void us_pooled_block_importance(const us_pooled *pl, const us_geom *g, int block, int64_t h,
-                                int64_t qblock, float *work, float *importance);
+/* importance: [n_kblocks] for (h, i). work: (S / cq) * nkc floats. row_mass (optional):
+ * [S / cq][n_kblocks], each composite row's own block masses (each row sums to 1). Returns the
+ * number of composite rows of the block. */
+int us_pooled_block_importance(const us_pooled *pl, const us_geom *g, int block, int64_t h, int64_t qblock,
+                               float *work, float *importance, float *row_mass);
 
 /* Vectorisable 2^x for x <= 0 (flushes below -126 to 0); rel. error ~2e-7. */
 static inline float us_exp2f(float x)

@@ -63,7 +63,7 @@ typedef struct {
     float *a_hat;  /* [nkb] */
     float *a_bar;  /* [nkb] */
     float *z;      /* [nkb] scores of one pooled row */
-    int32_t *isc;  /* [2 nkb] */
+    int32_t *isc;  /* [3 nkb] */
 } flex_scratch;
 
 /* Whether head h's pooled estimate matches its sampled attention (d < delta). */
@@ -113,7 +113,7 @@ us_status us_select_flexprefill(const us_attn_args *a, const us_geom *g, const u
         f[t].a_hat = malloc((size_t)nkb * sizeof *f[t].a_hat);
         f[t].a_bar = malloc((size_t)nkb * sizeof *f[t].a_bar);
         f[t].z = malloc((size_t)nkb * sizeof *f[t].z);
-        f[t].isc = malloc((size_t)(2 * nkb) * sizeof *f[t].isc);
+        f[t].isc = malloc((size_t)(3 * nkb) * sizeof *f[t].isc);
         if (!s && (!f[t].qc || !f[t].row || !f[t].a_hat || !f[t].a_bar || !f[t].z || !f[t].isc))
             s = us_error_set(err, US_ERR_NOMEM, "no memory for FlexPrefill workspaces");
     }
@@ -156,7 +156,7 @@ us_status us_select_flexprefill(const us_attn_args *a, const us_geom *g, const u
                     int64_t r = h * nqb + i;
                     us_geom_diagonal_blocks(g, S, i, &d0, &d1);
                     if (qa) { /* a_hat, no longer needed, holds the row's block importance */
-                        us_pooled_block_importance(&plh, g, S, 0, i, ft->z, ft->a_hat);
+                        us_pooled_block_importance(&plh, g, S, 0, i, ft->z, ft->a_hat, NULL);
                         us_select_row_by_mass(sel, r, ft->a_hat, vis, d0, d1, tau, &pp, ft->isc);
                         continue;
                     }

@@ -4,7 +4,9 @@
  * keys over ck tokens (and over the KV heads of those query heads when ch spans several groups),
  * always inside one block, a ragged tail averaged over its valid tokens. The composite tokens are
  * scored globally (every visible composite key), the softmax mass gives block importance, and the
- * shared cumulative rule keeps sink + diagonal and then the heaviest blocks up to tau. */
+ * shared cumulative rule keeps sink + diagonal and then the heaviest blocks up to tau. With
+ * row_union, the rule runs on each composite query row's own mass and the block row keeps the
+ * union, so a few queries whose needs differ from their block's average keep what they need. */
 #include "internal.h"
 
 #include <omp.h>
@@ -42,9 +44,13 @@ us_status us_select_unisparse(const us_attn_args *a, const us_geom *g, const us_
     float *qc = malloc((size_t)(ne * pl.nqc * d) * sizeof *qc);
     float *kc = malloc((size_t)(ne * pl.nkc * d) * sizeof *kc);
     int nt = omp_get_max_threads();
-    size_t work_elems = (size_t)(S / p->cq) * (size_t)pl.nkc + (size_t)sel->n_kblocks + (size_t)d;
+    /* per thread: scores of one block's composite rows, block importance, per-row masses when the
+     * row-union rule needs them */
+    size_t rows_per_block = (size_t)(S / p->cq);
+    size_t work_elems = rows_per_block * (size_t)pl.nkc + (size_t)sel->n_kblocks + (size_t)d +
+                        (p->row_union ? rows_per_block * (size_t)sel->n_kblocks : 0);
     float *work = malloc((size_t)nt * work_elems * sizeof *work);
-    int32_t *iscratch = malloc((size_t)nt * 2 * (size_t)sel->n_kblocks * sizeof *iscratch);
+    int32_t *iscratch = malloc((size_t)nt * 4 * (size_t)sel->n_kblocks * sizeof *iscratch);
     if (!qc || !kc || !work || !iscratch) {
         free(qc), free(kc), free(work), free(iscratch);
         us_selection_free(out);
@@ -69,15 +75,25 @@ us_status us_select_unisparse(const us_attn_args *a, const us_geom *g, const us_
             pool(&a->k, kv0, kv_per_e, t * p->ck, us_min64((t + 1) * p->ck, g->nk), 1.0f, row, kc + x * d);
         }
         float *z = work + (size_t)tid * work_elems;
-        float *imp = z + (size_t)(S / p->cq) * (size_t)pl.nkc;
-        int32_t *isc = iscratch + (size_t)tid * 2 * (size_t)sel->n_kblocks;
+        float *imp = z + rows_per_block * (size_t)pl.nkc;
+        float *row_mass = p->row_union ? imp + sel->n_kblocks + d : NULL;
+        int32_t *isc = iscratch + (size_t)tid * 4 * (size_t)sel->n_kblocks;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t x = 0; x < ne * sel->n_qblocks; x++) {
             int64_t e = x / sel->n_qblocks, i = sel->n_qblocks - 1 - x % sel->n_qblocks;
-            us_pooled_block_importance(&pl, g, S, e, i, z, imp);
-            int32_t d0, d1;
+            int rows = us_pooled_block_importance(&pl, g, S, e, i, z, imp, row_mass);
+            int32_t d0, d1, vis = sel->visible[i];
             us_geom_diagonal_blocks(g, S, i, &d0, &d1);
-            us_select_row_by_mass(sel, e * sel->n_qblocks + i, imp, sel->visible[i], d0, d1, p->tau, p, isc);
+            if (!p->row_union) {
+                us_select_row_by_mass(sel, e * sel->n_qblocks + i, imp, vis, d0, d1, p->tau, p, isc);
+                continue;
+            }
+            /* row union: every composite query row keeps the blocks covering tau of its own mass */
+            int32_t *keep = isc + sel->n_kblocks;
+            memset(keep, 0, (size_t)vis * sizeof *keep);
+            for (int r = 0; r < rows; r++)
+                us_mark_row_by_mass(row_mass + (size_t)r * sel->n_kblocks, vis, d0, d1, p->tau, p, keep, isc + 2 * sel->n_kblocks);
+            us_write_row(sel, e * sel->n_qblocks + i, keep, vis);
         }
     }
     free(qc), free(kc), free(work), free(iscratch);

@@ -46,7 +46,7 @@ us_status us_select_xattention(const us_attn_args *a, const us_geom *g, const us
     int nt = omp_get_max_threads();
     size_t work_elems = (size_t)(S / st) * (size_t)pl.nkc + (size_t)sel->n_kblocks;
     float *work = malloc((size_t)nt * work_elems * sizeof *work);
-    int32_t *iscratch = malloc((size_t)nt * 2 * (size_t)sel->n_kblocks * sizeof *iscratch);
+    int32_t *iscratch = malloc((size_t)nt * 3 * (size_t)sel->n_kblocks * sizeof *iscratch);
     if (!qc || !kc || !work || !iscratch) {
         free(qc), free(kc), free(work), free(iscratch);
         us_selection_free(out);
@@ -63,7 +63,7 @@ us_status us_select_xattention(const us_attn_args *a, const us_geom *g, const us
         int tid = omp_get_thread_num();
         float *z = work + (size_t)tid * work_elems;
         float *imp = z + (size_t)(S / st) * (size_t)pl.nkc;
-        int32_t *isc = iscratch + (size_t)tid * 2 * (size_t)sel->n_kblocks;
+        int32_t *isc = iscratch + (size_t)tid * 3 * (size_t)sel->n_kblocks;
         for (int64_t h = 0; h < g->hq; h++) {
             if (h % g->group == 0) {
 #pragma omp for schedule(static)
@@ -76,7 +76,7 @@ us_status us_select_xattention(const us_attn_args *a, const us_geom *g, const us
 #pragma omp for schedule(dynamic, 1)
             for (int64_t x = 0; x < sel->n_qblocks; x++) {
                 int64_t i = sel->n_qblocks - 1 - x; /* the longest rows first */
-                us_pooled_block_importance(&pl, g, S, 0, i, z, imp);
+                us_pooled_block_importance(&pl, g, S, 0, i, z, imp, NULL);
                 int32_t d0, d1;
                 us_geom_diagonal_blocks(g, S, i, &d0, &d1);
                 int64_t r = h * sel->n_qblocks + i;

@@ -179,23 +179,21 @@ static void sort_by_importance_desc(int32_t *idx, const float *imp, int64_t n)
     }
 }
 
-void us_select_row_by_mass(us_selection *sel, int64_t row, const float *importance, int32_t visible,
-                           int32_t diag_first, int32_t diag_last, float tau, const us_unisparse_params *p,
-                           int32_t *scratch)
+void us_mark_row_by_mass(const float *importance, int32_t visible, int32_t diag_first, int32_t diag_last, float tau,
+                         const us_unisparse_params *p, int32_t *keep, int32_t *cand)
 {
     if (tau >= 1.0f) tau = INFINITY; /* "keep all": an fp32 running sum may never reach exactly 1 */
-    int32_t *keep = scratch;            /* [visible]: 1 if kept */
-    int32_t *cand = scratch + visible;  /* [visible]: candidates */
-    memset(keep, 0, (size_t)visible * sizeof *keep);
+    int32_t *mine = cand + visible; /* this call's own marks, so that floors count only them */
+    memset(mine, 0, (size_t)visible * sizeof *mine);
     diag_last = (int32_t)us_min64(diag_last, visible - 1);
     diag_first = (int32_t)us_min64(diag_first, diag_last);
     int32_t sink = (int32_t)us_min64(p->sink_blocks, visible);
-    for (int32_t j = 0; j < sink; j++) keep[j] = 1;
-    for (int32_t j = (int32_t)us_max64(0, diag_first - p->local_blocks); j <= diag_last; j++) keep[j] = 1;
+    for (int32_t j = 0; j < sink; j++) mine[j] = 1;
+    for (int32_t j = (int32_t)us_max64(0, diag_first - p->local_blocks); j <= diag_last; j++) mine[j] = 1;
     double mass = 0;
     int32_t kept = 0, n_cand = 0;
     for (int32_t j = 0; j < visible; j++) {
-        if (keep[j]) {
+        if (mine[j]) {
             mass += importance[j];
             kept++;
         } else {
@@ -206,13 +204,28 @@ void us_select_row_by_mass(us_selection *sel, int64_t row, const float *importan
     int32_t ceiling = p->max_blocks > 0 ? p->max_blocks : visible;
     for (int32_t c = 0; c < n_cand && kept < ceiling; c++) {
         if (mass >= tau && kept >= p->min_blocks) break;
-        keep[cand[c]] = 1;
+        mine[cand[c]] = 1;
         mass += importance[cand[c]];
         kept++;
     }
+    for (int32_t j = 0; j < visible; j++) keep[j] |= mine[j];
+}
+
+void us_write_row(us_selection *sel, int64_t row, const int32_t *keep, int32_t visible)
+{
     int32_t *out = sel->indices + sel->row_offset[row];
     int32_t n = 0;
     for (int32_t j = 0; j < visible; j++)
         if (keep[j]) out[n++] = j;
     sel->counts[row] = n;
+}
+
+void us_select_row_by_mass(us_selection *sel, int64_t row, const float *importance, int32_t visible,
+                           int32_t diag_first, int32_t diag_last, float tau, const us_unisparse_params *p,
+                           int32_t *scratch)
+{
+    int32_t *keep = scratch; /* [visible] flags, then [2 * visible] for the marking */
+    memset(keep, 0, (size_t)visible * sizeof *keep);
+    us_mark_row_by_mass(importance, visible, diag_first, diag_last, tau, p, keep, scratch + visible);
+    us_write_row(sel, row, keep, visible);
 }

@@ -186,6 +186,9 @@ typedef struct {
     int min_blocks;     /* floor on kept blocks per row (0) */
     int max_blocks;     /* ceiling on kept blocks per row, 0 = none; forced blocks always stay */
     int64_t min_tokens; /* below this many keys, keep everything (dense fallback) (0) */
+    int row_union;      /* UniSparse: 1 = each composite query row keeps blocks covering tau of its own
+                           mass and the block row keeps the union; 0 = one cover of the block's
+                           average (the paper's rule) (0; CPU only for now) */
     /* baselines */
     int xattn_stride;   /* XAttention antidiagonal stride, 8 or 16 (8) */
     float xattn_tau;    /* XAttention threshold (0.9) */
