@@ -7,6 +7,7 @@ packages=(
   libopenblas-openmp-dev   # OpenBLAS built with OpenMP: single-threaded inside our parallel loops
   libcjson-dev
   libcriterion-dev
+  libsentencepiece-dev     # the tokenizer (encoders/tokenizer_shim.cc)
   python3                  # the CLI test parses JSON with it; nothing at run time needs Python
 )
 missing=()
