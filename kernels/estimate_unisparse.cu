@@ -463,6 +463,7 @@ struct SelectParams {
     int64_t nq, q_offset;
     float tau;
     int sink_blocks, local_blocks, min_blocks, max_blocks;
+    int row_union; /* 1: one cover per composite row, kept blocks = their union */
 };
 
 /* Exclusive block scan of v; *total (all threads) gets the block sum. sh: 32 entries. */
@@ -550,101 +551,118 @@ __global__ void __launch_bounds__(kSelThreads) select_kernel(const SelectParams 
     const int d_last = (int)min(p1 / p.S, (int64_t)vis - 1);
     const int d_first = (int)min(p0 / p.S, (int64_t)d_last);
     const int f_lo = max(0, d_first - p.local_blocks), n_sink = min(p.sink_blocks, vis);
-    double fmass = 0.0;
-    int fcount = 0;
-    auto set_key = [&](int b, float imp) {
-        unsigned long long key = 0ull;
-        if (b < vis) {
-            const bool forced = b < n_sink || (b >= f_lo && b <= d_last);
-            if (forced) {
-                fmass += (double)imp;
-                fcount++;
-            } else {
-                key = ((unsigned long long)__float_as_uint(imp) << 32) | (unsigned long long)(0xffffffffu - (unsigned)b);
-            }
-        }
-        keys[b] = key;
-    };
-    if (R <= 32) {
-        /* coalesced: thread x reads entry (b, ur) = (x / R, x % R); the R lanes of b sum by shuffles */
-        for (int x0 = 0; x0 < P * R; x0 += kSelThreads) {
-            const int x = x0 + tid, b = x / R, ur = x % R;
-            float c = 0.0f;
-            if (b < vis && ur < Ri && b < s_nb[ur]) {
-                const float2 v = part[x];
-                c = v.y * ex2(v.x - s_max[ur]) * s_coef[ur];
-            }
-            for (int o = R / 2; o > 0; o >>= 1) c += __shfl_xor_sync(0xffffffffu, c, o);
-            if (ur == 0 && b < P) set_key(b, c);
-        }
-    } else {
-        for (int b = tid; b < P; b += kSelThreads) {
-            float imp = 0.0f;
-            if (b < vis)
-                for (int ur = 0; ur < Ri; ur++)
-                    if (b < s_nb[ur]) {
-                        const float2 v = part[(int64_t)b * R + ur];
-                        imp += v.y * ex2(v.x - s_max[ur]) * s_coef[ur];
-                    }
-            set_key(b, imp);
-        }
-    }
-    {
-        double ft;
-        int fc;
-        (void)block_excl_scan<double>(fmass, s_dsh, &ft);
-        (void)block_excl_scan<int>(fcount, s_ish, &fc);
-        fmass = ft, fcount = fc;
-    }
-    const int n_cand = vis - fcount;
-
-    /* bitonic sort, descending (ties: ascending index). A stage of distance jj <= 32 pairs
-     * elements inside the 64-element segment of one warp (threads t .. t + 31 own elements
-     * 2 t' - (t' & (jj - 1)) and that plus jj), so only stages of larger distance need the block. */
-    for (int k = 2; k <= P; k <<= 1)
-        for (int jj = k >> 1; jj > 0; jj >>= 1) {
-            for (int t = tid; t < P / 2; t += kSelThreads) {
-                const int a = 2 * t - (t & (jj - 1)), b = a + jj;
-                const unsigned long long x = keys[a], y = keys[b];
-                if ((x < y) == ((a & k) == 0)) keys[a] = y, keys[b] = x;
-            }
-            const int next = jj > 1 ? jj >> 1 : k; /* distance of the next stage */
-            if (next > 32)
-                __syncthreads();
-            else
-                __syncwarp();
-        }
-    __syncthreads();
-
-    /* the smallest count of candidates whose mass, added to the forced blocks', reaches tau */
-    const bool keep_all = p.tau >= 1.0f;
-    const double tau = (double)p.tau;
-    if (tid == 0) s_ktau = (keep_all || fmass < tau) ? n_cand : 0;
-    __syncthreads();
-    if (!keep_all && fmass < tau) {
-        const int items = (n_cand + kSelThreads - 1) / kSelThreads;
-        const int c_begin = min(tid * items, n_cand), c_end = min(c_begin + items, n_cand);
-        double local = 0.0, total;
-        for (int c = c_begin; c < c_end; c++) local += (double)__uint_as_float((unsigned)(keys[c] >> 32));
-        double run = fmass + block_excl_scan<double>(local, s_dsh, &total);
-        for (int c = c_begin; c < c_end; c++) {
-            run += (double)__uint_as_float((unsigned)(keys[c] >> 32));
-            if (run >= tau) {
-                atomicMin(&s_ktau, c + 1);
-                break;
-            }
-        }
-    }
-    __syncthreads();
-    const int ceiling = p.max_blocks > 0 ? p.max_blocks : vis;
-    int K = max(s_ktau, p.min_blocks - fcount);
-    K = min(K, ceiling - fcount);
-    K = max(0, min(K, n_cand));
-
-    /* kept flags, then the ascending compaction */
+    /* kept flags start with the forced blocks; each pass adds its candidates (one pass, or one per
+     * composite row with the row-union rule) */
     for (int b = tid; b < vis; b += kSelThreads) flag[b] = b < n_sink || (b >= f_lo && b <= d_last);
     __syncthreads();
-    for (int c = tid; c < K; c += kSelThreads) flag[0xffffffffu - (unsigned)(keys[c] & 0xffffffffull)] = 1;
+    const int passes = p.row_union ? Ri : 1;
+    for (int pass = 0; pass < passes; pass++) {
+        double fmass = 0.0;
+        int fcount = 0;
+        auto set_key = [&](int b, float imp) {
+            unsigned long long key = 0ull;
+            if (b < vis) {
+                const bool forced = b < n_sink || (b >= f_lo && b <= d_last);
+                if (forced) {
+                    fmass += (double)imp;
+                    fcount++;
+                } else {
+                    key = ((unsigned long long)__float_as_uint(imp) << 32) | (unsigned long long)(0xffffffffu - (unsigned)b);
+                }
+            }
+            keys[b] = key;
+        };
+        if (p.row_union) {
+            /* this pass's composite row alone, normalised to its own total */
+            const float coef = s_coef[pass] * (float)Ri;
+            for (int b = tid; b < P; b += kSelThreads) {
+                float imp = 0.0f;
+                if (b < vis && b < s_nb[pass]) {
+                    const float2 v = part[(int64_t)b * R + pass];
+                    imp = v.y * ex2(v.x - s_max[pass]) * coef;
+                }
+                set_key(b, imp);
+            }
+        } else if (R <= 32) {
+            /* coalesced: thread x reads entry (b, ur) = (x / R, x % R); the R lanes of b sum by shuffles */
+            for (int x0 = 0; x0 < P * R; x0 += kSelThreads) {
+                const int x = x0 + tid, b = x / R, ur = x % R;
+                float c = 0.0f;
+                if (b < vis && ur < Ri && b < s_nb[ur]) {
+                    const float2 v = part[x];
+                    c = v.y * ex2(v.x - s_max[ur]) * s_coef[ur];
+                }
+                for (int o = R / 2; o > 0; o >>= 1) c += __shfl_xor_sync(0xffffffffu, c, o);
+                if (ur == 0 && b < P) set_key(b, c);
+            }
+        } else {
+            for (int b = tid; b < P; b += kSelThreads) {
+                float imp = 0.0f;
+                if (b < vis)
+                    for (int ur = 0; ur < Ri; ur++)
+                        if (b < s_nb[ur]) {
+                            const float2 v = part[(int64_t)b * R + ur];
+                            imp += v.y * ex2(v.x - s_max[ur]) * s_coef[ur];
+                        }
+                set_key(b, imp);
+            }
+        }
+        {
+            double ft;
+            int fc;
+            (void)block_excl_scan<double>(fmass, s_dsh, &ft);
+            (void)block_excl_scan<int>(fcount, s_ish, &fc);
+            fmass = ft, fcount = fc;
+        }
+        const int n_cand = vis - fcount;
+
+        /* bitonic sort, descending (ties: ascending index). A stage of distance jj <= 32 pairs
+         * elements inside the 64-element segment of one warp (threads t .. t + 31 own elements
+         * 2 t' - (t' & (jj - 1)) and that plus jj), so only stages of larger distance need the block. */
+        for (int k = 2; k <= P; k <<= 1)
+            for (int jj = k >> 1; jj > 0; jj >>= 1) {
+                for (int t = tid; t < P / 2; t += kSelThreads) {
+                    const int a = 2 * t - (t & (jj - 1)), b = a + jj;
+                    const unsigned long long x = keys[a], y = keys[b];
+                    if ((x < y) == ((a & k) == 0)) keys[a] = y, keys[b] = x;
+                }
+                const int next = jj > 1 ? jj >> 1 : k; /* distance of the next stage */
+                if (next > 32)
+                    __syncthreads();
+                else
+                    __syncwarp();
+            }
+        __syncthreads();
+
+        /* the smallest count of candidates whose mass, added to the forced blocks', reaches tau */
+        const bool keep_all = p.tau >= 1.0f;
+        const double tau = (double)p.tau;
+        if (tid == 0) s_ktau = (keep_all || fmass < tau) ? n_cand : 0;
+        __syncthreads();
+        if (!keep_all && fmass < tau) {
+            const int items = (n_cand + kSelThreads - 1) / kSelThreads;
+            const int c_begin = min(tid * items, n_cand), c_end = min(c_begin + items, n_cand);
+            double local = 0.0, total;
+            for (int c = c_begin; c < c_end; c++) local += (double)__uint_as_float((unsigned)(keys[c] >> 32));
+            double run = fmass + block_excl_scan<double>(local, s_dsh, &total);
+            for (int c = c_begin; c < c_end; c++) {
+                run += (double)__uint_as_float((unsigned)(keys[c] >> 32));
+                if (run >= tau) {
+                    atomicMin(&s_ktau, c + 1);
+                    break;
+                }
+            }
+        }
+        __syncthreads();
+        const int ceiling = p.max_blocks > 0 ? p.max_blocks : vis;
+        int K = max(s_ktau, p.min_blocks - fcount);
+        K = min(K, ceiling - fcount);
+        K = max(0, min(K, n_cand));
+
+        /* this pass's candidates join the kept flags */
+        for (int c = tid; c < K; c += kSelThreads) flag[0xffffffffu - (unsigned)(keys[c] & 0xffffffffull)] = 1;
+        __syncthreads(); /* keys, s_ktau and the scans are reused by the next pass */
+    }
     __syncthreads();
     {
         const int items = (vis + kSelThreads - 1) / kSelThreads;
@@ -829,6 +847,7 @@ us_status us_cuda_select_unisparse(us_cuda_plan *plan, const us_attn_args *a, cu
     sel.tau = pp.tau;
     sel.sink_blocks = pp.sink_blocks, sel.local_blocks = pp.local_blocks;
     sel.min_blocks = pp.min_blocks, sel.max_blocks = pp.max_blocks;
+    sel.row_union = pp.row_union;
     const int sel_smem = P * (int)(sizeof(unsigned long long) + sizeof(int));
     US_CUDA_TRY(err, cudaFuncSetAttribute(select_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, sel_smem));
     const int64_t rows = (int64_t)plan->n_heads * plan->n_qblocks;

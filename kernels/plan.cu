@@ -23,8 +23,6 @@ extern "C" us_status us_cuda_plan_create(us_method m, const us_attn_args *a, con
     if (m != US_METHOD_DENSE && m != US_METHOD_UNISPARSE)
         return us_error_set(err, US_ERR_UNSUPPORTED, "method %s is not implemented on the GPU yet (dense, unisparse)",
                             us_method_name(m));
-    if (m == US_METHOD_UNISPARSE && p->row_union)
-        return us_error_set(err, US_ERR_UNSUPPORTED, "UniSparse's row-union rule runs on the CPU only for now");
     if (a->q.dtype == US_F32 || a->k.dtype != a->q.dtype || a->v.dtype != a->q.dtype || a->o.dtype != a->q.dtype)
         return us_error_set(err, US_ERR_UNSUPPORTED,
                             "GPU attention takes q, k, v and o all in f16 or all in bf16 (got %s, %s, %s, %s)",

@@ -51,6 +51,7 @@ typedef struct {
     int syn;    /* -1: Gaussian; else a us_synthetic_kind (needs nq == nk) */
     int layout;
     int local_blocks, min_blocks, max_blocks;
+    int row_union;
 } gcase;
 
 static const us_span test_spans[] = {{3, 40}, {200, 330}, {600, 601}, {1500, 1800}};
@@ -160,6 +161,7 @@ static prepared prepare(const gcase *c)
     pr.p.local_blocks = c->local_blocks;
     pr.p.min_blocks = c->min_blocks;
     pr.p.max_blocks = c->max_blocks;
+    pr.p.row_union = c->row_union;
     return pr;
 }
 
@@ -236,12 +238,12 @@ static void run_cases(const gcase *cs, int n)
 Test(gpu_unisparse, masks_and_dtypes)
 {
     const gcase cs[] = {
-        {"causal bf16", 8, 2, 3000, 3000, 128, C_, -1, 128, 0, 0, 0, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0},
-        {"causal f16", 8, 2, 3000, 3000, 128, C_, -1, 128, 0, 0, 0, 0.99f, US_F16, GAUSS, 0, 0, 0, 0},
-        {"bidirectional bf16", 4, 1, 1000, 1000, 64, B_, -1, 64, 0, 0, 0, 0.9f, US_BF16, GAUSS, 0, 0, 0, 0},
-        {"bidirectional f16", 4, 1, 1000, 1000, 128, B_, -1, 128, 0, 0, 0, 0.99f, US_F16, GAUSS, 0, 0, 0, 0},
-        {"spans bf16", 8, 2, 2000, 2000, 128, SP_, -1, 64, 0, 0, 0, 0.9f, US_BF16, GAUSS, 0, 0, 0, 0},
-        {"spans f16", 8, 2, 2000, 2000, 64, SP_, -1, 128, 1, 0, 0, 0.99f, US_F16, GAUSS, 0, 0, 0, 0},
+        {"causal bf16", 8, 2, 3000, 3000, 128, C_, -1, 128, 0, 0, 0, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0, 0},
+        {"causal f16", 8, 2, 3000, 3000, 128, C_, -1, 128, 0, 0, 0, 0.99f, US_F16, GAUSS, 0, 0, 0, 0, 0},
+        {"bidirectional bf16", 4, 1, 1000, 1000, 64, B_, -1, 64, 0, 0, 0, 0.9f, US_BF16, GAUSS, 0, 0, 0, 0, 0},
+        {"bidirectional f16", 4, 1, 1000, 1000, 128, B_, -1, 128, 0, 0, 0, 0.99f, US_F16, GAUSS, 0, 0, 0, 0, 0},
+        {"spans bf16", 8, 2, 2000, 2000, 128, SP_, -1, 64, 0, 0, 0, 0.9f, US_BF16, GAUSS, 0, 0, 0, 0, 0},
+        {"spans f16", 8, 2, 2000, 2000, 64, SP_, -1, 128, 1, 0, 0, 0.99f, US_F16, GAUSS, 0, 0, 0, 0, 0},
     };
     run_cases(cs, (int)(sizeof cs / sizeof cs[0]));
 }
@@ -249,20 +251,20 @@ Test(gpu_unisparse, masks_and_dtypes)
 Test(gpu_unisparse, offsets_and_ragged_lengths)
 {
     const gcase cs[] = {
-        {"offset Nq<Nk causal", 8, 2, 1000, 3000, 128, C_, -1, 128, 0, 0, 0, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0},
-        {"offset 700 causal", 4, 1, 1000, 3000, 64, C_, 700, 64, 0, 0, 0, 0.9f, US_F16, GAUSS, 0, 0, 0, 0},
-        {"offset spans", 8, 2, 777, 2000, 128, SP_, 1100, 64, 1, 0, 0, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0},
-        {"offset bidirectional", 4, 2, 500, 1000, 64, B_, -1, 128, 0, 0, 0, 0.9f, US_F16, GAUSS, 0, 0, 0, 0},
-        {"ragged 1000", 8, 2, 1000, 1000, 128, C_, -1, 128, 1, 0, 0, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0},
-        {"ragged 777 block 64", 4, 1, 777, 777, 64, C_, -1, 64, 0, 0, 0, 0.9f, US_BF16, GAUSS, 0, 0, 0, 0},
-        {"ragged 3001", 4, 2, 3001, 3001, 64, C_, -1, 64, 1, 0, 0, 0.99f, US_F16, GAUSS, 0, 0, 0, 0},
-        {"tiny 100", 2, 1, 100, 100, 64, C_, -1, 64, 0, 0, 0, 0.9f, US_BF16, GAUSS, 0, 0, 0, 0},
+        {"offset Nq<Nk causal", 8, 2, 1000, 3000, 128, C_, -1, 128, 0, 0, 0, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0, 0},
+        {"offset 700 causal", 4, 1, 1000, 3000, 64, C_, 700, 64, 0, 0, 0, 0.9f, US_F16, GAUSS, 0, 0, 0, 0, 0},
+        {"offset spans", 8, 2, 777, 2000, 128, SP_, 1100, 64, 1, 0, 0, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0, 0},
+        {"offset bidirectional", 4, 2, 500, 1000, 64, B_, -1, 128, 0, 0, 0, 0.9f, US_F16, GAUSS, 0, 0, 0, 0, 0},
+        {"ragged 1000", 8, 2, 1000, 1000, 128, C_, -1, 128, 1, 0, 0, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0, 0},
+        {"ragged 777 block 64", 4, 1, 777, 777, 64, C_, -1, 64, 0, 0, 0, 0.9f, US_BF16, GAUSS, 0, 0, 0, 0, 0},
+        {"ragged 3001", 4, 2, 3001, 3001, 64, C_, -1, 64, 1, 0, 0, 0.99f, US_F16, GAUSS, 0, 0, 0, 0, 0},
+        {"tiny 100", 2, 1, 100, 100, 64, C_, -1, 64, 0, 0, 0, 0.9f, US_BF16, GAUSS, 0, 0, 0, 0, 0},
         /* more than one chunk of 4096 composite keys per score CTA */
-        {"long 10000 causal", 4, 2, 10000, 10000, 64, C_, -1, 128, 0, 0, 0, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0},
-        {"long 9000 block 64 f16", 4, 2, 9000, 9000, 128, SP_, -1, 64, 1, 0, 0, 0.9f, US_F16, GAUSS, 0, 0, 0, 0},
-        {"long offset 2000/12000", 8, 2, 2000, 12000, 128, C_, -1, 128, 0, 0, 0, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0},
-        {"long bidirectional 8192", 2, 1, 8192, 8192, 256, B_, -1, 128, 0, 0, 0, 0.9f, US_F16, GAUSS, 0, 0, 0, 0},
-        {"long ck 2 10000", 4, 2, 10000, 10000, 64, C_, -1, 64, 0, 0, 2, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0},
+        {"long 10000 causal", 4, 2, 10000, 10000, 64, C_, -1, 128, 0, 0, 0, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0, 0},
+        {"long 9000 block 64 f16", 4, 2, 9000, 9000, 128, SP_, -1, 64, 1, 0, 0, 0.9f, US_F16, GAUSS, 0, 0, 0, 0, 0},
+        {"long offset 2000/12000", 8, 2, 2000, 12000, 128, C_, -1, 128, 0, 0, 0, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0, 0},
+        {"long bidirectional 8192", 2, 1, 8192, 8192, 256, B_, -1, 128, 0, 0, 0, 0.9f, US_F16, GAUSS, 0, 0, 0, 0, 0},
+        {"long ck 2 10000", 4, 2, 10000, 10000, 64, C_, -1, 64, 0, 0, 2, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0, 0},
     };
     run_cases(cs, (int)(sizeof cs / sizeof cs[0]));
 }
@@ -270,14 +272,14 @@ Test(gpu_unisparse, offsets_and_ragged_lengths)
 Test(gpu_unisparse, gqa_head_dims_and_head_pooling)
 {
     const gcase cs[] = {
-        {"gqa 8/2 ch 1 d 64", 8, 2, 2048, 2048, 64, C_, -1, 128, 1, 0, 0, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0},
-        {"gqa 4/1 default d 128", 4, 1, 2048, 2048, 128, C_, -1, 64, 0, 0, 0, 0.9f, US_BF16, GAUSS, 0, 0, 0, 0},
-        {"gqa 8/2 d 256 bf16", 8, 2, 1500, 1500, 256, C_, -1, 128, 0, 0, 0, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0},
-        {"gqa 4/1 d 256 f16 ch 1", 4, 1, 1500, 1500, 256, C_, -1, 64, 1, 0, 0, 0.9f, US_F16, GAUSS, 0, 0, 0, 0},
-        {"mha 4/4 d 128", 4, 4, 1200, 1200, 128, C_, -1, 64, 0, 0, 0, 0.99f, US_F16, GAUSS, 0, 0, 0, 0},
-        {"ch 2 of group 4", 8, 2, 1500, 1500, 128, C_, -1, 128, 2, 0, 0, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0},
-        {"ch 8 spans 2 kv heads", 8, 2, 1500, 1500, 64, C_, -1, 64, 8, 0, 0, 0.9f, US_BF16, GAUSS, 0, 0, 0, 0},
-        {"ch 2 over 2 kv d 256", 4, 4, 1000, 1000, 256, B_, -1, 128, 2, 0, 0, 0.99f, US_F16, GAUSS, 0, 0, 0, 0},
+        {"gqa 8/2 ch 1 d 64", 8, 2, 2048, 2048, 64, C_, -1, 128, 1, 0, 0, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0, 0},
+        {"gqa 4/1 default d 128", 4, 1, 2048, 2048, 128, C_, -1, 64, 0, 0, 0, 0.9f, US_BF16, GAUSS, 0, 0, 0, 0, 0},
+        {"gqa 8/2 d 256 bf16", 8, 2, 1500, 1500, 256, C_, -1, 128, 0, 0, 0, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0, 0},
+        {"gqa 4/1 d 256 f16 ch 1", 4, 1, 1500, 1500, 256, C_, -1, 64, 1, 0, 0, 0.9f, US_F16, GAUSS, 0, 0, 0, 0, 0},
+        {"mha 4/4 d 128", 4, 4, 1200, 1200, 128, C_, -1, 64, 0, 0, 0, 0.99f, US_F16, GAUSS, 0, 0, 0, 0, 0},
+        {"ch 2 of group 4", 8, 2, 1500, 1500, 128, C_, -1, 128, 2, 0, 0, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0, 0},
+        {"ch 8 spans 2 kv heads", 8, 2, 1500, 1500, 64, C_, -1, 64, 8, 0, 0, 0.9f, US_BF16, GAUSS, 0, 0, 0, 0, 0},
+        {"ch 2 over 2 kv d 256", 4, 4, 1000, 1000, 256, B_, -1, 128, 2, 0, 0, 0.99f, US_F16, GAUSS, 0, 0, 0, 0, 0},
     };
     run_cases(cs, (int)(sizeof cs / sizeof cs[0]));
 }
@@ -285,15 +287,15 @@ Test(gpu_unisparse, gqa_head_dims_and_head_pooling)
 Test(gpu_unisparse, sequence_pooling)
 {
     const gcase cs[] = {
-        {"cq 8", 4, 2, 2000, 2000, 128, C_, -1, 128, 0, 8, 0, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0},
-        {"cq 64 block 64", 4, 2, 2000, 2000, 64, C_, -1, 64, 0, 64, 0, 0.9f, US_F16, GAUSS, 0, 0, 0, 0},
-        {"cq 1 block 64", 2, 1, 700, 700, 64, C_, -1, 64, 0, 1, 0, 0.9f, US_BF16, GAUSS, 0, 0, 0, 0},
-        {"ck 2", 4, 2, 2000, 2000, 128, C_, -1, 128, 0, 0, 2, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0},
-        {"ck 4 d 256", 4, 2, 1500, 1500, 256, C_, -1, 128, 0, 0, 4, 0.9f, US_F16, GAUSS, 0, 0, 0, 0},
-        {"ck 16 cq 16", 4, 2, 3000, 3000, 64, SP_, -1, 128, 0, 16, 16, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0},
-        {"ck 64 block 64", 4, 1, 3000, 3000, 128, C_, -1, 64, 0, 0, 64, 0.9f, US_BF16, GAUSS, 0, 0, 0, 0},
-        {"ck 128", 4, 2, 3000, 3000, 128, C_, -1, 128, 1, 0, 128, 0.99f, US_F16, GAUSS, 0, 0, 0, 0},
-        {"ck 8 ch 8 offset", 8, 2, 1000, 2500, 128, C_, -1, 64, 8, 0, 8, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0},
+        {"cq 8", 4, 2, 2000, 2000, 128, C_, -1, 128, 0, 8, 0, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0, 0},
+        {"cq 64 block 64", 4, 2, 2000, 2000, 64, C_, -1, 64, 0, 64, 0, 0.9f, US_F16, GAUSS, 0, 0, 0, 0, 0},
+        {"cq 1 block 64", 2, 1, 700, 700, 64, C_, -1, 64, 0, 1, 0, 0.9f, US_BF16, GAUSS, 0, 0, 0, 0, 0},
+        {"ck 2", 4, 2, 2000, 2000, 128, C_, -1, 128, 0, 0, 2, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0, 0},
+        {"ck 4 d 256", 4, 2, 1500, 1500, 256, C_, -1, 128, 0, 0, 4, 0.9f, US_F16, GAUSS, 0, 0, 0, 0, 0},
+        {"ck 16 cq 16", 4, 2, 3000, 3000, 64, SP_, -1, 128, 0, 16, 16, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0, 0},
+        {"ck 64 block 64", 4, 1, 3000, 3000, 128, C_, -1, 64, 0, 0, 64, 0.9f, US_BF16, GAUSS, 0, 0, 0, 0, 0},
+        {"ck 128", 4, 2, 3000, 3000, 128, C_, -1, 128, 1, 0, 128, 0.99f, US_F16, GAUSS, 0, 0, 0, 0, 0},
+        {"ck 8 ch 8 offset", 8, 2, 1000, 2500, 128, C_, -1, 64, 8, 0, 8, 0.99f, US_BF16, GAUSS, 0, 0, 0, 0, 0},
     };
     run_cases(cs, (int)(sizeof cs / sizeof cs[0]));
 }
@@ -301,14 +303,17 @@ Test(gpu_unisparse, sequence_pooling)
 Test(gpu_unisparse, structured_inputs)
 {
     const gcase cs[] = {
-        {"mixed bf16", 8, 2, 4096, 4096, 128, C_, -1, 128, 0, 0, 0, 0.99f, US_BF16, US_SYN_MIXED, 0, 0, 0, 0},
-        {"mixed f16 tau 0.9", 8, 2, 4096, 4096, 128, C_, -1, 64, 0, 0, 0, 0.9f, US_F16, US_SYN_MIXED, 0, 0, 0, 0},
-        {"mixed 12000 bf16", 8, 2, 12000, 12000, 128, C_, -1, 128, 0, 0, 0, 0.99f, US_BF16, US_SYN_MIXED, 0, 0, 0, 0},
-        {"needles ch 1", 4, 2, 3000, 3000, 64, C_, -1, 64, 1, 0, 0, 0.99f, US_BF16, US_SYN_NEEDLES, 0, 0, 0, 0},
-        {"vertical", 4, 1, 3000, 3000, 128, C_, -1, 128, 0, 0, 0, 0.9f, US_BF16, US_SYN_VERTICAL, 0, 0, 0, 0},
-        {"slash d 256", 4, 2, 2500, 2500, 256, C_, -1, 64, 0, 0, 0, 0.99f, US_F16, US_SYN_SLASH, 0, 0, 0, 0},
-        {"sinks spans", 4, 2, 2000, 2000, 64, SP_, -1, 128, 0, 0, 0, 0.9f, US_BF16, US_SYN_SINKS, 0, 0, 0, 0},
-        {"local bidirectional", 4, 2, 2000, 2000, 128, B_, -1, 64, 0, 0, 0, 0.99f, US_F16, US_SYN_LOCAL, 0, 0, 0, 0},
+        {"mixed bf16", 8, 2, 4096, 4096, 128, C_, -1, 128, 0, 0, 0, 0.99f, US_BF16, US_SYN_MIXED, 0, 0, 0, 0, 0},
+        {"mixed f16 tau 0.9", 8, 2, 4096, 4096, 128, C_, -1, 64, 0, 0, 0, 0.9f, US_F16, US_SYN_MIXED, 0, 0, 0, 0, 0},
+        {"mixed 12000 bf16", 8, 2, 12000, 12000, 128, C_, -1, 128, 0, 0, 0, 0.99f, US_BF16, US_SYN_MIXED, 0, 0, 0, 0, 0},
+        {"needles ch 1", 4, 2, 3000, 3000, 64, C_, -1, 64, 1, 0, 0, 0.99f, US_BF16, US_SYN_NEEDLES, 0, 0, 0, 0, 0},
+        {"vertical", 4, 1, 3000, 3000, 128, C_, -1, 128, 0, 0, 0, 0.9f, US_BF16, US_SYN_VERTICAL, 0, 0, 0, 0, 0},
+        {"slash d 256", 4, 2, 2500, 2500, 256, C_, -1, 64, 0, 0, 0, 0.99f, US_F16, US_SYN_SLASH, 0, 0, 0, 0, 0},
+        {"sinks spans", 4, 2, 2000, 2000, 64, SP_, -1, 128, 0, 0, 0, 0.9f, US_BF16, US_SYN_SINKS, 0, 0, 0, 0, 0},
+        {"local bidirectional", 4, 2, 2000, 2000, 128, B_, -1, 64, 0, 0, 0, 0.99f, US_F16, US_SYN_LOCAL, 0, 0, 0, 0, 0},
+        {"row union mixed", 8, 2, 4096, 4096, 128, C_, -1, 128, 0, 0, 0, 0.98f, US_BF16, US_SYN_MIXED, 0, 0, 0, 0, 1},
+        {"row union spans offset", 4, 2, 1500, 3000, 64, SP_, 1200, 64, 1, 0, 0, 0.9f, US_F16, GAUSS, 0, 0, 0, 0, 1},
+        {"row union floors", 4, 1, 2500, 2500, 128, C_, -1, 64, 0, 0, 0, 0.5f, US_BF16, US_SYN_MIXED, 0, 1, 3, 6, 1},
     };
     run_cases(cs, (int)(sizeof cs / sizeof cs[0]));
 }
@@ -317,17 +322,17 @@ Test(gpu_unisparse, layouts_floors_and_keep_all)
 {
     const gcase cs[] = {
         {"token-major bf16", 8, 2, 2000, 2000, 128, C_, -1, 128, 0, 0, 0, 0.99f, US_BF16, GAUSS,
-         LAYOUT_TOKEN_MAJOR, 0, 0, 0},
+         LAYOUT_TOKEN_MAJOR, 0, 0, 0, 0},
         {"token-major f16 d 64", 4, 1, 2000, 2000, 64, SP_, -1, 64, 1, 0, 0, 0.9f, US_F16, GAUSS,
-         LAYOUT_TOKEN_MAJOR, 0, 0, 0},
+         LAYOUT_TOKEN_MAJOR, 0, 0, 0, 0},
         {"padded rows (unaligned)", 8, 2, 1500, 1500, 128, C_, -1, 64, 0, 0, 0, 0.99f, US_BF16, GAUSS, LAYOUT_PADDED,
-         0, 0, 0},
+         0, 0, 0, 0},
         {"padded rows d 256", 4, 2, 1000, 1000, 256, B_, -1, 128, 0, 0, 0, 0.9f, US_F16, GAUSS, LAYOUT_PADDED, 0, 0,
-         0},
-        {"tau 1 keeps all", 8, 2, 2000, 2000, 128, C_, -1, 64, 0, 0, 0, 1.0f, US_BF16, GAUSS, 0, 0, 0, 0},
-        {"local 2 min 6", 4, 2, 3000, 3000, 128, C_, -1, 64, 0, 0, 0, 0.5f, US_BF16, US_SYN_MIXED, 0, 2, 6, 0},
-        {"max 4", 4, 2, 3000, 3000, 128, C_, -1, 64, 0, 0, 0, 0.99f, US_F16, GAUSS, 0, 0, 0, 4},
-        {"min 3 max 5 tau 0.3", 4, 1, 2500, 2500, 64, C_, -1, 64, 0, 0, 0, 0.3f, US_BF16, US_SYN_MIXED, 0, 0, 3, 5},
+         0, 0},
+        {"tau 1 keeps all", 8, 2, 2000, 2000, 128, C_, -1, 64, 0, 0, 0, 1.0f, US_BF16, GAUSS, 0, 0, 0, 0, 0},
+        {"local 2 min 6", 4, 2, 3000, 3000, 128, C_, -1, 64, 0, 0, 0, 0.5f, US_BF16, US_SYN_MIXED, 0, 2, 6, 0, 0},
+        {"max 4", 4, 2, 3000, 3000, 128, C_, -1, 64, 0, 0, 0, 0.99f, US_F16, GAUSS, 0, 0, 0, 4, 0},
+        {"min 3 max 5 tau 0.3", 4, 1, 2500, 2500, 64, C_, -1, 64, 0, 0, 0, 0.3f, US_BF16, US_SYN_MIXED, 0, 0, 3, 5, 0},
     };
     run_cases(cs, (int)(sizeof cs / sizeof cs[0]));
 }
@@ -335,7 +340,7 @@ Test(gpu_unisparse, layouts_floors_and_keep_all)
 Test(gpu_unisparse, graph_capture_replays_the_selection)
 {
     require_gpu();
-    const gcase c = {"graph", 8, 2, 3000, 3000, 128, C_, -1, 128, 0, 0, 0, 0.99f, US_BF16, US_SYN_MIXED, 0, 0, 0, 0};
+    const gcase c = {"graph", 8, 2, 3000, 3000, 128, C_, -1, 128, 0, 0, 0, 0.99f, US_BF16, US_SYN_MIXED, 0, 0, 0, 0, 0};
     prepared pr = prepare(&c);
     us_error err;
     us_cuda_plan *plan = NULL;

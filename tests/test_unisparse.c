@@ -82,19 +82,20 @@ Test(unisparse, selection_invariants_every_mask_and_offset)
     int chs[] = {1, 2, 4};
     for (int m = 0; m < 3; m++)
         for (int o = 0; o < 3; o++)
-            for (int c = 0; c < 3; c++) {
+            for (int c = 0; c < 6; c++) {
                 int nq = offsets[o] == -1 ? 777 : 500;
                 fixture f = make(4, 2, nq, 777, 64, masks[m], offsets[o], 3);
                 us_unisparse_params p = us_unisparse_params_default();
                 p.block = 64;
-                p.ch = chs[c];
+                p.ch = chs[c % 3];
+                p.row_union = c >= 3;
                 p.tau = 0.5f;
                 us_selection *sel = NULL;
                 us_error err;
                 cr_assert_eq(us_select(US_METHOD_UNISPARSE, &f.a, &p, &sel, &err), US_OK, "%s", err.msg);
                 cr_expect_eq(us_selection_check(sel, &f.a, 1, &err), US_OK, "mask %s offset %lld ch %d: %s",
-                             us_mask_kind_name(masks[m]), (long long)offsets[o], chs[c], err.msg);
-                cr_expect_eq(sel->heads_per_row, chs[c]);
+                             us_mask_kind_name(masks[m]), (long long)offsets[o], chs[c % 3], err.msg);
+                cr_expect_eq(sel->heads_per_row, chs[c % 3]);
                 /* nothing above the causal diagonal: every kept block starts at or before the block's
                  * last visible key, checked against the token-level reference mask */
                 for (int r = 0; r < sel->n_heads * sel->n_qblocks; r++) {
