@@ -238,7 +238,8 @@ Test(unisparse, bad_attention_arguments_are_rejected)
 Test(unisparse, default_parameters_keep_fidelity_on_structured_input)
 {
     /* the fidelity the defaults promise (bench/RESULTS.md), on a smaller instance; over seeds 1-5
-     * rel_err measured 0.013-0.032 (mean 0.018) at density ~0.35, so each seed is held to 0.04 */
+     * the row-union rule at tau 0.98 measured rel_err 0.006-0.011 at density 0.35-0.39 (the
+     * block-mean rule at 0.99: 0.013-0.032), so each seed is held to 0.02 */
     for (uint64_t seed = 1; seed <= 3; seed++) {
         int n = 4096, hq = 4, hkv = 2, d = 128;
         float *q = malloc((size_t)hq * n * d * 4), *k = malloc((size_t)hkv * n * d * 4),
@@ -262,7 +263,7 @@ Test(unisparse, default_parameters_keep_fidelity_on_structured_input)
             num += (double)(o2[i] - o[i]) * (o2[i] - o[i]);
             den += (double)o[i] * o[i];
         }
-        cr_expect_lt(sqrt(num / den), 0.04, "seed %d: rel_err %.4f", (int)seed, sqrt(num / den));
+        cr_expect_lt(sqrt(num / den), 0.02, "seed %d: rel_err %.4f", (int)seed, sqrt(num / den));
         cr_expect_lt(density, 0.5, "seed %d: density %.3f", (int)seed, density);
         free(q), free(k), free(v), free(o), free(o2);
     }

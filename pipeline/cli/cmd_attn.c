@@ -122,7 +122,7 @@ int cmd_attn(int argc, char **argv)
     int64_t seed = 1;
     bool json = false;
     const char *save_qkv = NULL, *save_selection = NULL;
-    bool row_union = false;
+    bool block_mean = false;
     us_unisparse_params p = us_unisparse_params_default();
     const us_option opts[] = {
         {"qkv", US_OPT_STRING, &qkv_path, "FILE", "attention input: safetensors with q [Hq,N,d], k, v [Hkv,N,d]"},
@@ -142,7 +142,9 @@ int cmd_attn(int argc, char **argv)
         {"ch", US_OPT_INT, &p.ch, "C", "query heads per composite token"},
         {"sink", US_OPT_INT, &p.sink_blocks, "B", "sink blocks always kept"},
         {"local", US_OPT_INT, &p.local_blocks, "B", "blocks before the diagonal always kept"},
-        {"row-union", US_OPT_FLAG, &row_union, NULL, "UniSparse: keep the union of each composite row's tau-cover"},
+        {"block-mean", US_OPT_FLAG, &block_mean, NULL,
+         "UniSparse: one cover of the block's average mass (the paper's rule) instead of the union of\n"
+         "                           each composite row's cover"},
         {"stride", US_OPT_INT, &p.xattn_stride, "S", "XAttention antidiagonal stride"},
         {"gamma", US_OPT_FLOAT, &p.flex_gamma, "G", "FlexPrefill coverage"},
         {"device", US_OPT_STRING, &device, "DEV", "cpu or cuda (dense and unisparse select on the GPU; the other\n"
@@ -158,7 +160,7 @@ int cmd_attn(int argc, char **argv)
                               "estimation and attention time, and error against dense (rel_err, mass_recall).",
                               NULL, 0, NULL);
     if (rc >= 0) return rc;
-    p.row_union = row_union;
+    if (block_mean) p.row_union = 0;
     if (!!qkv_path == !!synthetic) {
         fprintf(stderr, "unisparse attn: give exactly one of --qkv FILE and --synthetic KIND\n");
         return 2;

@@ -179,7 +179,7 @@ typedef struct {
     int ch;             /* query heads pooled per estimate; must divide Hq and either divide or be
                            a multiple of the GQA group size; 0 (default) = the group size, one
                            estimate per KV head shared by its query group */
-    float tau;          /* cumulative estimated mass to keep, (0, 1] (0.99 for UniSparse); the
+    float tau;          /* cumulative estimated mass to keep, (0, 1] (0.98 for UniSparse); the
                            baselines use their own defaults (XAttention 0.9) */
     int sink_blocks;    /* leading key blocks always kept (1) */
     int local_blocks;   /* key blocks before the diagonal always kept (0) */
@@ -188,7 +188,7 @@ typedef struct {
     int64_t min_tokens; /* below this many keys, keep everything (dense fallback) (0) */
     int row_union;      /* UniSparse: 1 = each composite query row keeps blocks covering tau of its own
                            mass and the block row keeps the union; 0 = one cover of the block's
-                           average (the paper's rule) (0; CPU only for now) */
+                           average, the paper's rule (1: steadier fidelity, see bench/RESULTS.md) */
     /* baselines */
     int xattn_stride;   /* XAttention antidiagonal stride, 8 or 16 (8) */
     float xattn_tau;    /* XAttention threshold (0.9) */
