@@ -1,0 +1,294 @@
+/* gemma3_model.c: the Gemma 3 text-decoder forward pass (spec: shared/specs/gemma3.md, "Text decoder
+ * forward"), fp32 activations and KV cache over stored-dtype weights. */
+#include "gemma3_model.h"
+
+#include "gemma3_matmul.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct us_gemma3_model {
+    const us_gemma3_weights *w;
+    us_gemma3_opts o;
+    int nt;                 /* threads */
+    int64_t max_ctx, max_batch, n_past;
+    float *inv_local, *inv_global; /* (d/2) RoPE inverse frequencies, the global one / factor */
+    float *kc, *vc;         /* (L, K, max_ctx, d) */
+    float *h, *xn, *tmp;    /* (B, C) */
+    float *q, *att;         /* (B, H*d) */
+    float *k, *v;           /* (B, K*d) */
+    float *gate, *up;       /* (B, I) */
+    float *mm;              /* nt * us_rt_matmul_scratch(max cols) */
+    float *scores;          /* nt * max_ctx */
+};
+
+us_gemma3_opts us_gemma3_opts_default(void)
+{
+    us_gemma3_opts o;
+    memset(&o, 0, sizeof o);
+    o.method = US_METHOD_DENSE;
+    o.params = us_unisparse_params_default();
+    return o;
+}
+
+void us_gemma3_model_free(us_gemma3_model **pm)
+{
+    if (!pm || !*pm) return;
+    us_gemma3_model *m = *pm;
+    free(m->inv_local), free(m->inv_global), free(m->kc), free(m->vc), free(m->h), free(m->xn), free(m->tmp);
+    free(m->q), free(m->att), free(m->k), free(m->v), free(m->gate), free(m->up), free(m->mm), free(m->scores);
+    free(m);
+    *pm = NULL;
+}
+
+static float *alloc_f(int64_t n) { return malloc((size_t)(n > 0 ? n : 1) * sizeof(float)); }
+
+us_status us_gemma3_model_create(const us_gemma3_weights *w, const us_gemma3_opts *opts, us_gemma3_model **out,
+                                 us_error *err)
+{
+    *out = NULL;
+    if (!w) return us_error_set(err, US_ERR_INVALID, "weights are NULL");
+    const us_gemma3_config *c = &w->cfg;
+    us_gemma3_opts o = opts ? *opts : us_gemma3_opts_default();
+    if (o.max_ctx < 0 || o.max_ctx > c->max_position_embeddings)
+        return us_error_set(err, US_ERR_INVALID, "max_ctx %lld outside [0, max_position_embeddings = %d]",
+                            (long long)o.max_ctx, c->max_position_embeddings);
+    if (o.max_batch < 0) return us_error_set(err, US_ERR_INVALID, "max_batch %d must be >= 0", o.max_batch);
+    if (o.threads < 0) return us_error_set(err, US_ERR_INVALID, "threads %d must be >= 0", o.threads);
+    if ((int)o.method < 0 || o.method >= US_METHOD_COUNT)
+        return us_error_set(err, US_ERR_INVALID, "attention method %d is unknown", (int)o.method);
+    us_status s = us_unisparse_params_validate(&o.params, c->head_dim, c->num_heads, c->num_kv_heads, err);
+    if (s) return s;
+
+    us_gemma3_model *m = calloc(1, sizeof *m);
+    if (!m) return us_error_set(err, US_ERR_NOMEM, "no memory for the model");
+    m->w = w;
+    m->o = o;
+    m->nt = o.threads ? o.threads : omp_get_max_threads();
+    m->max_ctx = o.max_ctx ? o.max_ctx : (c->max_position_embeddings < 8192 ? c->max_position_embeddings : 8192);
+    m->max_batch = o.max_batch ? o.max_batch : 512;
+    if (m->max_batch > m->max_ctx) m->max_batch = m->max_ctx;
+    const int64_t C = c->hidden_size, I = c->intermediate_size, d = c->head_dim, L = c->num_layers;
+    const int64_t Hd = (int64_t)c->num_heads * d, Kd = (int64_t)c->num_kv_heads * d, B = m->max_batch;
+    int64_t maxk = C > I ? C : I;
+    if (Hd > maxk) maxk = Hd;
+    const int64_t cache = L * Kd * m->max_ctx;
+    m->inv_local = alloc_f(d / 2), m->inv_global = alloc_f(d / 2);
+    m->kc = alloc_f(cache), m->vc = alloc_f(cache);
+    m->h = alloc_f(B * C), m->xn = alloc_f(B * C), m->tmp = alloc_f(B * C);
+    m->q = alloc_f(B * Hd), m->att = alloc_f(B * Hd), m->k = alloc_f(B * Kd), m->v = alloc_f(B * Kd);
+    m->gate = alloc_f(B * I), m->up = alloc_f(B * I);
+    m->mm = alloc_f(m->nt * us_rt_matmul_scratch(maxk));
+    m->scores = alloc_f(m->nt * m->max_ctx);
+    if (!m->inv_local || !m->inv_global || !m->kc || !m->vc || !m->h || !m->xn || !m->tmp || !m->q || !m->att ||
+        !m->k || !m->v || !m->gate || !m->up || !m->mm || !m->scores) {
+        us_gemma3_model_free(&m);
+        return us_error_set(err, US_ERR_NOMEM, "no memory for the KV cache (%lld positions, %lld MiB) and scratch",
+                            (long long)(cache ? cache / (Kd * L) : 0), (long long)(cache * 8 >> 20));
+    }
+    /* inv_freq = 1 / base^(2j/d), in fp32 as transformers computes it; linear factor on global only */
+    for (int64_t j = 0; j < d / 2; j++) {
+        float e = (float)(2 * j) / (float)d;
+        m->inv_local[j] = 1.0f / powf(c->rope_local_base, e);
+        m->inv_global[j] = 1.0f / powf(c->rope_global_base, e) / c->rope_global_factor;
+    }
+    *out = m;
+    return US_OK;
+}
+
+void us_gemma3_reset(us_gemma3_model *m) { m->n_past = 0; }
+int64_t us_gemma3_n_past(const us_gemma3_model *m) { return m->n_past; }
+
+/* y (n) = x * rsqrt(mean(x^2) + eps) * w1, w1 = (1 + w) already. In place allowed. */
+static void rmsnorm(const float *x, const float *w1, int64_t n, float eps, float *y)
+{
+    double ss = 0.0;
+    for (int64_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    const float r = 1.0f / sqrtf((float)(ss / (double)n) + eps);
+    for (int64_t i = 0; i < n; i++) y[i] = (x[i] * r) * w1[i];
+}
+
+/* Split-half RoPE on x (d) at position pos: pairs (j, j + d/2). */
+static void rope(float *x, int64_t d, int64_t pos, const float *inv)
+{
+    const int64_t h = d / 2;
+    for (int64_t j = 0; j < h; j++) {
+        const float a = (float)pos * inv[j], cs = cosf(a), sn = sinf(a);
+        const float x1 = x[j], x2 = x[j + h];
+        x[j] = x1 * cs - x2 * sn;
+        x[j + h] = x2 * cs + x1 * sn;
+    }
+}
+
+static float gelu_tanh(float x)
+{
+    const float k = 0.7978845608028654f; /* sqrt(2 / pi) */
+    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+}
+
+/* Exact attention for T queries at p0.. over cache keys [max(0, p - W + 1), p]: att (T, H*d). */
+static void attend_loop(us_gemma3_model *m, int64_t layer, int64_t T, int64_t p0, int64_t window, float scale)
+{
+    const us_gemma3_config *c = &m->w->cfg;
+    const int64_t d = c->head_dim, H = c->num_heads, K = c->num_kv_heads, group = H / K;
+    const float *kc = m->kc + layer * K * m->max_ctx * d, *vc = m->vc + layer * K * m->max_ctx * d;
+#pragma omp parallel for num_threads(m->nt) schedule(dynamic, 1)
+    for (int64_t item = 0; item < T * H; item++) {
+        const int64_t t = item / H, h = item % H, kvh = h / group, p = p0 + t;
+        const int64_t lo = p - window + 1 > 0 ? p - window + 1 : 0;
+        const float *qv = m->q + t * H * d + h * d;
+        const float *kb = kc + kvh * m->max_ctx * d, *vb = vc + kvh * m->max_ctx * d;
+        float *s = m->scores + (int64_t)omp_get_thread_num() * m->max_ctx, *o = m->att + t * H * d + h * d;
+        float mx = -INFINITY;
+        for (int64_t j = lo; j <= p; j++) {
+            const float *kr = kb + j * d;
+            float acc = 0.0f;
+            for (int64_t x = 0; x < d; x++) acc += qv[x] * kr[x];
+            s[j - lo] = acc * scale;
+            if (s[j - lo] > mx) mx = s[j - lo];
+        }
+        float sum = 0.0f;
+        for (int64_t j = lo; j <= p; j++) sum += (s[j - lo] = expf(s[j - lo] - mx));
+        const float inv = 1.0f / sum;
+        for (int64_t x = 0; x < d; x++) o[x] = 0.0f;
+        for (int64_t j = lo; j <= p; j++) {
+            const float pj = s[j - lo] * inv, *vr = vb + j * d;
+            for (int64_t x = 0; x < d; x++) o[x] += pj * vr[x];
+        }
+    }
+}
+
+/* One chunk of T <= max_batch tokens at positions n_past..; logits for chunk rows [r0, T) into out. */
+static us_status forward_chunk(us_gemma3_model *m, const int32_t *ids, int64_t T, int64_t r0, float *out,
+                               us_error *err)
+{
+    const us_gemma3_weights *w = m->w;
+    const us_gemma3_config *c = &w->cfg;
+    const int64_t C = c->hidden_size, I = c->intermediate_size, d = c->head_dim, H = c->num_heads,
+                  K = c->num_kv_heads, Hd = H * d, Kd = K * d, p0 = m->n_past, V = c->vocab_size;
+    const float eps = c->rms_norm_eps, scale = 1.0f / sqrtf(c->query_pre_attn_scalar);
+
+    /* 1. h = E[id] * sqrt(C), the scale and the product in the embedding dtype */
+#pragma omp parallel for num_threads(m->nt) schedule(static)
+    for (int64_t t = 0; t < T; t++) {
+        float *h = m->h + t * C;
+        us_gemma3_mat_row(&w->embed, ids[t], h);
+        for (int64_t i = 0; i < C; i++) {
+            float x = h[i] * w->embed_scale;
+            if (w->embed.dtype == US_BF16) x = us_bf16_to_f32(us_f32_to_bf16(x));
+            else if (w->embed.dtype == US_F16) x = us_f16_to_f32(us_f32_to_f16(x));
+            h[i] = x;
+        }
+    }
+
+    for (int64_t l = 0; l < c->num_layers; l++) {
+        const us_gemma3_layer *y = &w->layers[l];
+        const int global = c->is_global[l];
+        const float *inv = global ? m->inv_global : m->inv_local;
+        float *kc = m->kc + l * Kd * m->max_ctx, *vc = m->vc + l * Kd * m->max_ctx;
+
+        /* 2-3. attention block */
+#pragma omp parallel for num_threads(m->nt) schedule(static)
+        for (int64_t t = 0; t < T; t++) rmsnorm(m->h + t * C, y->in_norm, C, eps, m->xn + t * C);
+        us_rt_matmul(m->xn, T, C, &y->q, m->q, Hd, m->mm, m->nt); /* (T, H*d) */
+        us_rt_matmul(m->xn, T, C, &y->k, m->k, Kd, m->mm, m->nt); /* (T, K*d) */
+        us_rt_matmul(m->xn, T, C, &y->v, m->v, Kd, m->mm, m->nt); /* (T, K*d) */
+#pragma omp parallel for num_threads(m->nt) schedule(static)
+        for (int64_t t = 0; t < T; t++) {
+            for (int64_t h = 0; h < H; h++) {
+                float *qh = m->q + t * Hd + h * d;
+                rmsnorm(qh, y->q_norm, d, eps, qh);
+                rope(qh, d, p0 + t, inv);
+            }
+            for (int64_t h = 0; h < K; h++) {
+                float *kh = m->k + t * Kd + h * d;
+                rmsnorm(kh, y->k_norm, d, eps, kh);
+                rope(kh, d, p0 + t, inv);
+                memcpy(kc + (h * m->max_ctx + p0 + t) * d, kh, (size_t)d * sizeof *kh);       /* cache (K, ctx, d) */
+                memcpy(vc + (h * m->max_ctx + p0 + t) * d, m->v + t * Kd + h * d, (size_t)d * sizeof *kh);
+            }
+        }
+        if (global && T > 1) {
+            us_attn_args a = us_attn_args_default();
+            a.q = us_tensor_3d(m->q, US_F32, H, T, d); /* [H, T, d] over (T, H*d) */
+            a.q.stride[0] = d, a.q.stride[1] = Hd;
+            a.o = us_tensor_3d(m->att, US_F32, H, T, d);
+            a.o.stride[0] = d, a.o.stride[1] = Hd;
+            a.k = us_tensor_3d(kc, US_F32, K, p0 + T, d); /* [K, p0+T, d] inside (K, ctx, d) */
+            a.k.stride[0] = m->max_ctx * d;
+            a.v = us_tensor_3d(vc, US_F32, K, p0 + T, d);
+            a.v.stride[0] = m->max_ctx * d;
+            a.q_offset = p0;
+            a.scale = scale;
+            us_status s = us_attention(m->o.method, &a, &m->o.params, NULL, err);
+            if (s) return s;
+        } else {
+            attend_loop(m, l, T, p0, global ? p0 + T + 1 : c->sliding_window, scale);
+        }
+        us_rt_matmul(m->att, T, Hd, &y->o, m->tmp, C, m->mm, m->nt); /* (T, C) */
+#pragma omp parallel for num_threads(m->nt) schedule(static)
+        for (int64_t t = 0; t < T; t++) {
+            float *x = m->tmp + t * C, *h = m->h + t * C;
+            rmsnorm(x, y->post_attn_norm, C, eps, x);
+            for (int64_t i = 0; i < C; i++) h[i] += x[i];
+            rmsnorm(h, y->pre_ff_norm, C, eps, m->xn + t * C);
+        }
+
+        /* 4. MLP block */
+        us_rt_matmul(m->xn, T, C, &y->gate, m->gate, I, m->mm, m->nt); /* (T, I) */
+        us_rt_matmul(m->xn, T, C, &y->up, m->up, I, m->mm, m->nt);     /* (T, I) */
+#pragma omp parallel for num_threads(m->nt) schedule(static)
+        for (int64_t x = 0; x < T * I; x++) m->gate[x] = gelu_tanh(m->gate[x]) * m->up[x];
+        us_rt_matmul(m->gate, T, I, &y->down, m->tmp, C, m->mm, m->nt); /* (T, C) */
+#pragma omp parallel for num_threads(m->nt) schedule(static)
+        for (int64_t t = 0; t < T; t++) {
+            float *x = m->tmp + t * C, *h = m->h + t * C;
+            rmsnorm(x, y->post_ff_norm, C, eps, x);
+            for (int64_t i = 0; i < C; i++) h[i] += x[i];
+        }
+    }
+
+    /* 5. final norm and tied logits, only for the rows asked for */
+    if (r0 < T) {
+#pragma omp parallel for num_threads(m->nt) schedule(static)
+        for (int64_t t = r0; t < T; t++) rmsnorm(m->h + t * C, w->final_norm, C, eps, m->xn + t * C);
+        us_rt_matmul(m->xn + r0 * C, T - r0, C, &w->lm_head, out, V, m->mm, m->nt); /* (T - r0, V) */
+    }
+    m->n_past += T;
+    return US_OK;
+}
+
+us_status us_gemma3_forward(us_gemma3_model *m, const int32_t *ids, int64_t T, int64_t n_logits, float *logits,
+                            us_error *err)
+{
+    if (!m || !ids) return us_error_set(err, US_ERR_INVALID, "model or ids are NULL");
+    const us_gemma3_config *c = &m->w->cfg;
+    if (T < 1) return us_error_set(err, US_ERR_INVALID, "T = %lld tokens: must be >= 1", (long long)T);
+    if (n_logits < 0 || n_logits > T)
+        return us_error_set(err, US_ERR_INVALID, "n_logits = %lld outside [0, T = %lld]", (long long)n_logits,
+                            (long long)T);
+    if (n_logits > 0 && !logits) return us_error_set(err, US_ERR_INVALID, "logits is NULL");
+    if (m->n_past + T > c->max_position_embeddings)
+        return us_error_set(err, US_ERR_INVALID,
+                            "positions %lld..%lld exceed max_position_embeddings = %d (%lld cached + %lld new tokens)",
+                            (long long)m->n_past, (long long)(m->n_past + T - 1), c->max_position_embeddings,
+                            (long long)m->n_past, (long long)T);
+    if (m->n_past + T > m->max_ctx)
+        return us_error_set(err, US_ERR_INVALID, "positions %lld..%lld exceed the KV cache (max_ctx = %lld)",
+                            (long long)m->n_past, (long long)(m->n_past + T - 1), (long long)m->max_ctx);
+    for (int64_t t = 0; t < T; t++)
+        if (ids[t] < 0 || ids[t] >= c->vocab_size)
+            return us_error_set(err, US_ERR_INVALID, "token %lld: id %d outside [0, vocab_size = %d)", (long long)t,
+                                (int)ids[t], c->vocab_size);
+    const int64_t first = T - n_logits; /* call index of the first logits row */
+    for (int64_t c0 = 0; c0 < T; c0 += m->max_batch) {
+        const int64_t n = T - c0 < m->max_batch ? T - c0 : m->max_batch;
+        const int64_t r0 = first > c0 ? (first - c0 < n ? first - c0 : n) : 0;
+        float *out = r0 < n ? logits + (c0 + r0 - first) * (int64_t)c->vocab_size : NULL;
+        us_status s = forward_chunk(m, ids + c0, n, r0, out, err);
+        if (s) return s;
+    }
+    return US_OK;
+}

@@ -1,0 +1,51 @@
+/* gemma3_weights.h: the Gemma 3 text-decoder weights of a Hugging Face directory, memory-mapped.
+ *
+ * Reads <dir>/config.json and <dir>/model.safetensors, or the shards listed by
+ * <dir>/model.safetensors.index.json. Tensor names are normalised (the prefixes model.,
+ * model.language_model., language_model.model. are dropped; vision tensors are ignored). Matrices
+ * stay in their stored dtype (f32, f16 or bf16) inside the mapping and are converted to f32 a tile at
+ * a time where used; only the small RMSNorm vectors are copied, as f32 (1 + w). Every shape is
+ * checked against the config; messages name the file and the tensor. */
+#ifndef UNISPARSE_GEMMA3_WEIGHTS_H
+#define UNISPARSE_GEMMA3_WEIGHTS_H
+
+#include "gemma3_config.h"
+#include "unisparse/attention.h"
+
+#include <stdint.h>
+
+/* A row-major (rows, cols) matrix in its stored dtype, inside a mapping. */
+typedef struct {
+    const void *data;
+    us_dtype dtype;
+    int64_t rows, cols;
+} us_gemma3_mat;
+
+typedef struct {
+    us_gemma3_mat q, k, v, o;          /* (H*d, C), (K*d, C), (K*d, C), (C, H*d) */
+    us_gemma3_mat gate, up, down;      /* (I, C), (I, C), (C, I) */
+    float *in_norm, *post_attn_norm;   /* (C): 1 + w, f32 */
+    float *pre_ff_norm, *post_ff_norm; /* (C) */
+    float *q_norm, *k_norm;            /* (d) */
+} us_gemma3_layer;
+
+typedef struct us_gemma3_weights {
+    us_gemma3_config cfg;
+    us_gemma3_mat embed;   /* (V, C) */
+    us_gemma3_mat lm_head; /* (V, C): embed when tied */
+    float *final_norm;     /* (C): 1 + w */
+    us_gemma3_layer *layers;
+    float embed_scale;     /* sqrt(C) rounded to the embedding dtype */
+    /* private */
+    void **files;          /* us_safetensors * */
+    int n_files;
+    float *norm_block;     /* every (1 + w) vector, one allocation */
+} us_gemma3_weights;
+
+us_status us_gemma3_weights_load(const char *dir, us_gemma3_weights **out, us_error *err);
+void us_gemma3_weights_free(us_gemma3_weights **w);
+
+/* Row r of m as f32 (cols floats). */
+void us_gemma3_mat_row(const us_gemma3_mat *m, int64_t r, float *out);
+
+#endif
