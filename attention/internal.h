@@ -47,9 +47,7 @@ double us_now_ms(void);
  * reaches tau (importance sums to 1 over the visible blocks), within the min/max floors.
  * cand holds 2 * visible ints of scratch. */
 void us_mark_row_by_mass(const float *importance, int32_t visible, int32_t diag_first, int32_t diag_last, float tau,
-                         const us_unisparse_params *p, int32_t *keep, int32_t *cand);
-/* Writes the marked blocks of keep[0 .. visible) into row r of sel, ascending. */
-void us_write_row(us_selection *sel, int64_t row, const int32_t *keep, int32_t visible);
+                         const us_unisparse_params *p, uint8_t *keep, int32_t *cand);
 /* Keeps, in row r of sel, exactly the blocks us_mark_row_by_mass marks. scratch holds
  * 3 * n_kblocks ints. */
 void us_select_row_by_mass(us_selection *sel, int64_t row, const float *importance, int32_t visible,

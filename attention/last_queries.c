@@ -38,15 +38,6 @@ int32_t us_keep_recent(uint8_t *keep, int32_t visible, int32_t min_count)
     return kept;
 }
 
-void us_selection_set_row(us_selection *sel, int64_t row, const uint8_t *keep, int32_t visible)
-{
-    int32_t *out = sel->indices + sel->row_offset[row];
-    int32_t n = 0;
-    for (int32_t j = 0; j < visible; j++)
-        if (keep[j]) out[n++] = j;
-    sel->counts[row] = n;
-}
-
 /* Largest score first; ties by index, so the choice is deterministic. */
 static int by_score_desc(const void *x, const void *y)
 {

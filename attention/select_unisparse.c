@@ -89,11 +89,11 @@ us_status us_select_unisparse(const us_attn_args *a, const us_geom *g, const us_
                 continue;
             }
             /* row union: every composite query row keeps the blocks covering tau of its own mass */
-            int32_t *keep = isc + sel->n_kblocks;
-            memset(keep, 0, (size_t)vis * sizeof *keep);
+            uint8_t *keep = (uint8_t *)(isc + sel->n_kblocks);
+            memset(keep, 0, (size_t)vis);
             for (int r = 0; r < rows; r++)
                 us_mark_row_by_mass(row_mass + (size_t)r * sel->n_kblocks, vis, d0, d1, p->tau, p, keep, isc + 2 * sel->n_kblocks);
-            us_write_row(sel, e * sel->n_qblocks + i, keep, vis);
+            us_selection_set_row(sel, e * sel->n_qblocks + i, keep, vis);
         }
     }
     free(qc), free(kc), free(work), free(iscratch);

@@ -180,7 +180,7 @@ static void sort_by_importance_desc(int32_t *idx, const float *imp, int64_t n)
 }
 
 void us_mark_row_by_mass(const float *importance, int32_t visible, int32_t diag_first, int32_t diag_last, float tau,
-                         const us_unisparse_params *p, int32_t *keep, int32_t *cand)
+                         const us_unisparse_params *p, uint8_t *keep, int32_t *cand)
 {
     if (tau >= 1.0f) tau = INFINITY; /* "keep all": an fp32 running sum may never reach exactly 1 */
     int32_t *mine = cand + visible; /* this call's own marks, so that floors count only them */
@@ -208,10 +208,10 @@ void us_mark_row_by_mass(const float *importance, int32_t visible, int32_t diag_
         mass += importance[cand[c]];
         kept++;
     }
-    for (int32_t j = 0; j < visible; j++) keep[j] |= mine[j];
+    for (int32_t j = 0; j < visible; j++) keep[j] |= (uint8_t)mine[j];
 }
 
-void us_write_row(us_selection *sel, int64_t row, const int32_t *keep, int32_t visible)
+void us_selection_set_row(us_selection *sel, int64_t row, const uint8_t *keep, int32_t visible)
 {
     int32_t *out = sel->indices + sel->row_offset[row];
     int32_t n = 0;
@@ -224,8 +224,8 @@ void us_select_row_by_mass(us_selection *sel, int64_t row, const float *importan
                            int32_t diag_first, int32_t diag_last, float tau, const us_unisparse_params *p,
                            int32_t *scratch)
 {
-    int32_t *keep = scratch; /* [visible] flags, then [2 * visible] for the marking */
-    memset(keep, 0, (size_t)visible * sizeof *keep);
+    uint8_t *keep = (uint8_t *)scratch; /* [visible] flags in the first ints, then [2 * visible] for marking */
+    memset(keep, 0, (size_t)visible);
     us_mark_row_by_mass(importance, visible, diag_first, diag_last, tau, p, keep, scratch + visible);
-    us_write_row(sel, row, keep, visible);
+    us_selection_set_row(sel, row, keep, visible);
 }
