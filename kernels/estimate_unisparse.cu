@@ -627,7 +627,9 @@ __global__ void __launch_bounds__(kSelThreads) select_kernel(const SelectParams 
                     if ((x < y) == ((a & k) == 0)) keys[a] = y, keys[b] = x;
                 }
                 const int next = jj > 1 ? jj >> 1 : k; /* distance of the next stage */
-                if (next > 32)
+                /* a stage of distance > 32 writes across warps' segments, so the stage after it needs
+                 * the block barrier too, whatever its own distance */
+                if (next > 32 || jj > 32)
                     __syncthreads();
                 else
                     __syncwarp();

@@ -14,6 +14,8 @@
 #include "cuda_device.h"
 #include "unisparse_cuda.h"
 
+#include <cuda_runtime.h>
+
 static void need_gpu(void)
 {
     char why[256];
@@ -163,6 +165,63 @@ Test(gpu_attention, sparse_selection_matches_cpu)
     run((gpu_case){4, 4, 2000, 2000, 64, 64, US_F16, US_MASK_CAUSAL_SPANS, -1, US_METHOD_UNISPARSE, 0.5f, false}, 13);
     run((gpu_case){4, 2, 700, 2000, 128, 64, US_BF16, US_MASK_CAUSAL, 900, US_METHOD_UNISPARSE, 0.5f, false}, 14);
     run((gpu_case){4, 2, 1500, 1500, 128, 128, US_BF16, US_MASK_BIDIRECTIONAL, -1, US_METHOD_XATTENTION, 0.9f, false}, 15);
+}
+
+/* The whole UniSparse call (estimation, selection, attention) captured in a CUDA graph replays to
+ * the same output as a direct call: nothing in it synchronises with the host. */
+Test(gpu_attention, whole_call_captured_in_a_graph)
+{
+    need_gpu();
+    const int hq = 8, hkv = 2, n = 3000, d = 128;
+    int64_t nq_el = (int64_t)hq * n * d, nk_el = (int64_t)hkv * n * d;
+    float *qf = malloc((size_t)nq_el * 4), *kf = malloc((size_t)nk_el * 4), *vf = malloc((size_t)nk_el * 4);
+    us_error err;
+    cr_assert_eq(us_synthetic_qkv(US_SYN_MIXED, n, hq, hkv, d, 5, qf, kf, vf, NULL, NULL, &err), US_OK);
+    uint16_t *qh = malloc((size_t)nq_el * 2), *kh = malloc((size_t)nk_el * 2), *vh = malloc((size_t)nk_el * 2);
+    for (int64_t i = 0; i < nq_el; i++) qh[i] = us_f32_to_bf16(qf[i]);
+    for (int64_t i = 0; i < nk_el; i++) kh[i] = us_f32_to_bf16(kf[i]), vh[i] = us_f32_to_bf16(vf[i]);
+    void *dq, *dk, *dv, *do1, *do2;
+    cr_assert_eq(us_cuda_alloc(&dq, (size_t)nq_el * 2, &err), US_OK, "%s", err.msg);
+    cr_assert_eq(us_cuda_alloc(&dk, (size_t)nk_el * 2, &err), US_OK, "%s", err.msg);
+    cr_assert_eq(us_cuda_alloc(&dv, (size_t)nk_el * 2, &err), US_OK, "%s", err.msg);
+    cr_assert_eq(us_cuda_alloc(&do1, (size_t)nq_el * 2, &err), US_OK, "%s", err.msg);
+    cr_assert_eq(us_cuda_alloc(&do2, (size_t)nq_el * 2, &err), US_OK, "%s", err.msg);
+    us_cuda_upload(dq, qh, (size_t)nq_el * 2, &err);
+    us_cuda_upload(dk, kh, (size_t)nk_el * 2, &err);
+    us_cuda_upload(dv, vh, (size_t)nk_el * 2, &err);
+    us_attn_args a = us_attn_args_default();
+    a.q = us_tensor_3d(dq, US_BF16, hq, n, d);
+    a.k = us_tensor_3d(dk, US_BF16, hkv, n, d);
+    a.v = us_tensor_3d(dv, US_BF16, hkv, n, d);
+    a.o = us_tensor_3d(do1, US_BF16, hq, n, d);
+    us_unisparse_params p = us_unisparse_params_default();
+    us_cuda_plan *plan = NULL;
+    cr_assert_eq(us_cuda_plan_create(US_METHOD_UNISPARSE, &a, &p, &plan, &err), US_OK, "%s", err.msg);
+    /* a direct call first: it allocates the estimator's scratch, which a capture may not do */
+    cr_assert_eq(us_cuda_attention(plan, &a, NULL, &err), US_OK, "%s", err.msg);
+    cr_assert_eq(us_cuda_sync(&err), US_OK, "%s", err.msg);
+    a.o = us_tensor_3d(do2, US_BF16, hq, n, d);
+    cudaStream_t stream;
+    cr_assert_eq(cudaStreamCreate(&stream), cudaSuccess);
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    cr_assert_eq(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), cudaSuccess);
+    us_status st = us_cuda_attention(plan, &a, stream, &err);
+    cr_assert_eq(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+    cr_assert_eq(st, US_OK, "%s", err.msg);
+    cr_assert_eq(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+    cr_assert_eq(cudaGraphLaunch(exec, stream), cudaSuccess);
+    cr_assert_eq(cudaStreamSynchronize(stream), cudaSuccess);
+    uint16_t *o1 = malloc((size_t)nq_el * 2), *o2 = malloc((size_t)nq_el * 2);
+    us_cuda_download(o1, do1, (size_t)nq_el * 2, &err);
+    us_cuda_download(o2, do2, (size_t)nq_el * 2, &err);
+    cr_expect_eq(memcmp(o1, o2, (size_t)nq_el * 2), 0, "graph replay differs from the direct call");
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+    cudaStreamDestroy(stream);
+    us_cuda_plan_free(&plan);
+    us_cuda_free(dq), us_cuda_free(dk), us_cuda_free(dv), us_cuda_free(do1), us_cuda_free(do2);
+    free(qf), free(kf), free(vf), free(qh), free(kh), free(vh), free(o1), free(o2);
 }
 
 Test(gpu_attention, bad_arguments_rejected)

@@ -444,16 +444,15 @@ Test(gpu_unisparse, timing_32k, .timeout = 900)
         for (int64_t r = 0; r < rows; r++) same += rows_equal(cpu, sel, r);
         fprintf(stderr, "  CPU selector %.0f ms; rows identical to the CPU's: %lld of %lld (%.3f%%)\n", cpu->est_ms,
                 (long long)same, (long long)rows, 100.0 * (double)same / (double)rows);
-        /* the row-union rule makes one cut per composite row (8 per block row by default), each a
-         * chance for a near-tie at tau to fall the other way between the GPU's and the CPU's float
-         * sums; so rows may differ more often, but the kept totals must agree closely (measured on an
-         * H100 at 32K: 95.5% of rows identical, GPU keeping 0.7% more blocks than the CPU) */
+        /* near-ties at tau may fall either way between the GPU's and the CPU's float sums in rare rows
+         * (measured on an H100 at 32K, 32/8 heads: 2045 of 2048 rows identical, kept blocks 107702 on
+         * the CPU and 107701 on the GPU); the kept totals must agree closely */
         int64_t kept_cpu = 0, kept_gpu = 0;
         for (int64_t r = 0; r < rows; r++) kept_cpu += cpu->counts[r], kept_gpu += sel->counts[r];
         fprintf(stderr, "  kept blocks CPU %lld GPU %lld\n", (long long)kept_cpu, (long long)kept_gpu);
-        cr_expect_geq((double)same / (double)rows, p.row_union ? 0.95 : 0.99, "only %lld of %lld rows identical",
+        cr_expect_geq((double)same / (double)rows, 0.99, "only %lld of %lld rows identical",
                       (long long)same, (long long)rows);
-        cr_expect_leq(fabs((double)(kept_gpu - kept_cpu)), (p.row_union ? 0.015 : 0.005) * (double)kept_cpu, "kept blocks CPU %lld GPU %lld",
+        cr_expect_leq(fabs((double)(kept_gpu - kept_cpu)), 0.005 * (double)kept_cpu, "kept blocks CPU %lld GPU %lld",
                       (long long)kept_cpu, (long long)kept_gpu);
     }
     cr_expect_eq(us_selection_check(sel, &ah, 1, &err), US_OK, "%s", err.msg);
