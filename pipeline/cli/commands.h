@@ -9,5 +9,6 @@ typedef struct {
 } us_command;
 
 int cmd_attn(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 
 #endif

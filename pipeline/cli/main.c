@@ -7,6 +7,7 @@
 
 static const us_command commands[] = {
     {"attn", "run attention methods on one input and report speed and fidelity", cmd_attn},
+    {"generate", "generate text with Gemma 3 (GGUF) on the CPU", cmd_generate},
 };
 
 static void usage(FILE *f)

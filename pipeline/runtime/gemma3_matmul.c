@@ -21,7 +21,7 @@ void us_rt_matmul(const float *x, int64_t T, int64_t ldx, const us_gemma3_mat *W
         const int64_t n0 = t * US_RT_TILE, nb = N - n0 < US_RT_TILE ? N - n0 : US_RT_TILE;
         if (nr <= 0) continue;
         const float *wt;
-        if (W->dtype == US_F32) {
+        if (W->dtype == US_F32 && !W->ggml_type) {
             wt = (const float *)W->data + n0 * K;
         } else {
             float *buf = scratch + (int64_t)omp_get_thread_num() * us_rt_matmul_scratch(K);

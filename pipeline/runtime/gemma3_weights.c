@@ -2,6 +2,8 @@
  * Matrices are views into the safetensors mappings (stored dtype); norms become f32 (1 + w). */
 #include "gemma3_weights.h"
 
+#include "ggml_quant.h"
+#include "gguf.h"
 #include "safetensors.h"
 
 #include <cjson/cJSON.h>
@@ -17,6 +19,11 @@
 void us_gemma3_mat_row(const us_gemma3_mat *m, int64_t r, float *out)
 {
     const int64_t n = m->cols;
+    if (m->ggml_type) { /* checked at load: a whole number of blocks of a type with a dequantiser */
+        (void)us_ggml_dequantize_row(m->ggml_type - 1, (const uint8_t *)m->data + (size_t)r * m->row_bytes, out, n,
+                                     NULL);
+        return;
+    }
     switch (m->dtype) {
     case US_F32: memcpy(out, (const float *)m->data + r * n, (size_t)n * sizeof *out); break;
     case US_BF16: {
@@ -111,7 +118,7 @@ static us_status get_norm(const us_gemma3_weights *w, const char *dir, const cha
     const char *file;
     us_status s = get_tensor(w, dir, canon, n, 0, &t, &file, err);
     if (s) return s;
-    us_gemma3_mat m = {t->data, (us_dtype)t->dtype, 1, n};
+    us_gemma3_mat m = {t->data, (us_dtype)t->dtype, 1, n, 0, 0};
     us_gemma3_mat_row(&m, 0, dst);
     for (int64_t i = 0; i < n; i++) {
         if (!isfinite(dst[i]))
@@ -186,6 +193,10 @@ static us_status open_sharded(us_gemma3_weights *w, const char *dir, const char 
 us_status us_gemma3_weights_load(const char *dir, us_gemma3_weights **out, us_error *err)
 {
     *out = NULL;
+    {
+        struct stat sb;
+        if (stat(dir, &sb) == 0 && S_ISREG(sb.st_mode)) return us_gemma3_weights_load_gguf(dir, out, err);
+    }
     us_gemma3_weights *w = calloc(1, sizeof *w);
     if (!w) return us_error_set(err, US_ERR_NOMEM, "no memory for the weights");
     char path[4096];
@@ -277,6 +288,8 @@ fail:
     return s;
 }
 
+const struct us_gguf *us_gemma3_weights_gguf(const us_gemma3_weights *w) { return w ? w->gguf : NULL; }
+
 void us_gemma3_weights_free(us_gemma3_weights **pw)
 {
     if (!pw || !*pw) return;
@@ -286,6 +299,8 @@ void us_gemma3_weights_free(us_gemma3_weights **pw)
         us_safetensors_close(&st);
     }
     free(w->files);
+    us_gguf *g = w->gguf;
+    us_gguf_close(&g);
     free(w->layers);
     free(w->norm_block);
     free(w);

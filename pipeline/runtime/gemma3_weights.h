@@ -14,11 +14,15 @@
 
 #include <stdint.h>
 
-/* A row-major (rows, cols) matrix in its stored dtype, inside a mapping. */
+/* A row-major (rows, cols) matrix in its stored dtype, inside a mapping. When ggml_type is non-zero
+ * the rows are ggml-quantised blocks (ggml_type - 1 is the us_ggml_type, row_bytes bytes a row),
+ * dequantised a row at a time where used, and dtype is US_F32 (the dtype rows convert to). */
 typedef struct {
     const void *data;
     us_dtype dtype;
     int64_t rows, cols;
+    uint32_t ggml_type; /* 0: plain dtype; else us_ggml_type + 1 */
+    size_t row_bytes;   /* quantised rows only */
 } us_gemma3_mat;
 
 typedef struct {
@@ -40,9 +44,22 @@ typedef struct us_gemma3_weights {
     void **files;          /* us_safetensors * */
     int n_files;
     float *norm_block;     /* every (1 + w) vector, one allocation */
+    void *gguf;            /* us_gguf *, when loaded from a GGUF file */
 } us_gemma3_weights;
 
+/* dir: a Hugging Face directory, or a .gguf file (any regular file starting with the GGUF magic),
+ * which us_gemma3_weights_load_gguf reads. */
 us_status us_gemma3_weights_load(const char *dir, us_gemma3_weights **out, us_error *err);
+
+/* A llama.cpp GGUF checkpoint (general.architecture gemma3): the config from the gemma3.* metadata,
+ * tensors by their GGUF names (token_embd, blk.N.attn_q, ..., output_norm), quantised matrices kept
+ * quantised in the mapping. GGUF RMSNorm weights already hold 1 + w: they are used as stored.
+ * Errors name the file and the key or tensor. Defined in gemma3_gguf.c. */
+us_status us_gemma3_weights_load_gguf(const char *path, us_gemma3_weights **out, us_error *err);
+
+/* The GGUF file behind w, or NULL for a safetensors directory. */
+struct us_gguf;
+const struct us_gguf *us_gemma3_weights_gguf(const us_gemma3_weights *w);
 void us_gemma3_weights_free(us_gemma3_weights **w);
 
 /* Row r of m as f32 (cols floats). */
