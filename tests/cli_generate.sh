@@ -27,6 +27,20 @@ assert "Paris" in a["text"] or "capital" in a["text"], a["text"]
 print("generate json ok:", repr(a["text"]))
 PY
 
+# --dump-qkv writes a global layer's attention input (post-RoPE q, k, v), which `attn --qkv` reads
+# back with the shapes of the model's global layers
+"$bin" generate --model "$model" --prompt "The capital of France is Paris. The capital of Italy is" \
+  --max-tokens 1 --dump-qkv "5:$tmp/l5.safetensors" --json >/dev/null
+"$bin" attn --qkv "$tmp/l5.safetensors" --methods dense,unisparse --json >"$tmp/l5.jsonl"
+python3 - "$tmp/l5.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+r = rows[0]
+assert (r["heads"], r["kv_heads"], r["head_dim"], r["mask"]) == (4, 1, 256, "causal"), r
+assert 10 <= r["n"] <= 20, r
+print("dump-qkv ok:", r["n"], "tokens")
+PY
+
 expect_fail() { # expected status, text in stderr, command...
   local want=$1 text=$2; shift 2
   set +e; "$@" 2>"$tmp/err" >/dev/null; local got=$?; set -e
@@ -37,5 +51,7 @@ expect_fail 1 "$tmp/none.gguf" "$bin" generate --model "$tmp/none.gguf" --prompt
 head -c 1000000 "$model" >"$tmp/cut.gguf"
 expect_fail 1 "$tmp/cut.gguf" "$bin" generate --model "$tmp/cut.gguf" --prompt hi
 expect_fail 2 "prompt" "$bin" generate --model "$model"
+expect_fail 2 "not a global layer" "$bin" generate --model "$model" --prompt hi --dump-qkv "4:$tmp/x.safetensors"
+expect_fail 2 "LAYER:FILE" "$bin" generate --model "$model" --prompt hi --dump-qkv "five"
 expect_fail 2 "unknown option" "$bin" generate --model "$model" --prompt hi --frobnicate
 echo "cli_generate: all checks passed"

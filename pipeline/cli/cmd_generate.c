@@ -11,6 +11,7 @@
 #include "gemma3_model.h"
 #include "options.h"
 #include "progress.h"
+#include "qkv_file.h"
 #include "stats.h"
 #include "tokenizer.h"
 
@@ -114,6 +115,86 @@ static void stream_text(const us_tokenizer *tok, const int32_t *gen, size_t n, s
     free(text);
 }
 
+/* --dump-qkv LAYER:FILE: checks the layer (a global one: the file's causal mask cannot express a
+ * sliding window) and starts recording its queries. Returns 0, or the exit status after a message. */
+static int setup_dump(const char *spec, const us_gemma3_config *c, us_gemma3_model *m, int64_t n_prompt, int *layer,
+                      const char **file, float **q)
+{
+    char *end = NULL;
+    long l = strtol(spec, &end, 10);
+    if (end == spec || *end != ':' || end[1] == '\0') {
+        fprintf(stderr, "unisparse generate: --dump-qkv %s: expected LAYER:FILE\n", spec);
+        return 2;
+    }
+    if (l < 0 || l >= c->num_layers || !c->is_global[l]) {
+        fprintf(stderr, "unisparse generate: --dump-qkv: layer %ld is not a global layer of this model (global:", l);
+        for (int i = 0; i < c->num_layers; i++)
+            if (c->is_global[i]) fprintf(stderr, " %d", i);
+        fprintf(stderr, ")\n");
+        return 2;
+    }
+    size_t n = (size_t)c->num_heads * (size_t)n_prompt * (size_t)c->head_dim;
+    *q = malloc(n * sizeof **q);
+    if (!*q) {
+        fprintf(stderr, "unisparse generate: --dump-qkv: no memory for %zu MiB of queries\n", n * 4 >> 20);
+        return 1;
+    }
+    us_error err;
+    if (us_gemma3_capture_queries(m, (int)l, *q, n_prompt, &err)) {
+        fprintf(stderr, "unisparse generate: --dump-qkv: %s\n", err.msg);
+        return 1;
+    }
+    *layer = (int)l;
+    *file = end + 1;
+    return 0;
+}
+
+/* Writes the recorded queries and the layer's cached keys and values, contiguous, in the
+ * `unisparse attn --qkv` format. The file's scale is the default 1/sqrt(d); when the model scales by
+ * query_pre_attn_scalar^-0.5 instead, the queries are multiplied by sqrt(d / query_pre_attn_scalar)
+ * so that the same scores come out. */
+static int write_dump(const char *file, const us_gemma3_config *c, us_gemma3_model *m, int layer, float *q,
+                      int64_t n)
+{
+    us_error err;
+    us_tensor kc, vc;
+    int status = 1;
+    float *k = NULL, *v = NULL;
+    us_gemma3_capture_queries(m, -1, NULL, 0, NULL);
+    if (us_gemma3_cached_kv(m, layer, &kc, &vc, &err)) {
+        fprintf(stderr, "unisparse generate: --dump-qkv: %s\n", err.msg);
+        return 1;
+    }
+    const int64_t H = c->num_heads, K = c->num_kv_heads, d = c->head_dim;
+    k = malloc((size_t)(K * n * d) * sizeof *k);
+    v = malloc((size_t)(K * n * d) * sizeof *v);
+    if (!k || !v) {
+        fprintf(stderr, "unisparse generate: --dump-qkv: no memory\n");
+        goto out;
+    }
+    for (int64_t h = 0; h < K; h++)
+        for (int64_t t = 0; t < n; t++) {
+            memcpy(k + (h * n + t) * d, (const float *)kc.data + h * kc.stride[0] + t * d, (size_t)d * sizeof *k);
+            memcpy(v + (h * n + t) * d, (const float *)vc.data + h * vc.stride[0] + t * d, (size_t)d * sizeof *v);
+        }
+    const float fix = sqrtf((float)d / c->query_pre_attn_scalar);
+    if (fabsf(fix - 1.0f) > 1e-6f)
+        for (int64_t x = 0; x < H * n * d; x++) q[x] *= fix;
+    us_tensor tq = us_tensor_3d(q, US_F32, H, n, d), tk = us_tensor_3d(k, US_F32, K, n, d),
+              tv = us_tensor_3d(v, US_F32, K, n, d);
+    us_mask mask = {US_MASK_CAUSAL, NULL, 0};
+    if (us_qkv_save(file, &tq, &tk, &tv, &mask, &err)) {
+        fprintf(stderr, "unisparse generate: --dump-qkv: %s\n", err.msg);
+        goto out;
+    }
+    fprintf(stderr, "unisparse generate: wrote layer %d's q [%lld, %lld, %lld], k and v [%lld, %lld, %lld] to %s\n",
+            layer, (long long)H, (long long)n, (long long)d, (long long)K, (long long)n, (long long)d, file);
+    status = 0;
+out:
+    free(k), free(v);
+    return status;
+}
+
 int cmd_generate(int argc, char **argv)
 {
     const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL, *attention = "dense";
@@ -121,6 +202,9 @@ int cmd_generate(int argc, char **argv)
     int64_t seed = 0;
     float temperature = 0.0f, top_p = 1.0f;
     bool chat = false, json = false;
+    const char *dump_qkv = NULL, *dump_file = NULL;
+    int dump_layer = -1;
+    float *dump_q = NULL;
     const us_option opts[] = {
         {"model", US_OPT_STRING, &model_path, "PATH", "Gemma 3 GGUF file (or Hugging Face directory)"},
         {"prompt", US_OPT_STRING, &prompt, "TEXT", "the prompt"},
@@ -134,6 +218,8 @@ int cmd_generate(int argc, char **argv)
         {"chat", US_OPT_FLAG, &chat, NULL, "wrap the prompt in Gemma 3's chat template (one user turn)"},
         {"threads", US_OPT_INT, &threads, "T", "CPU threads, 0 = all"},
         {"json", US_OPT_FLAG, &json, NULL, "print one JSON object (ids, text, speeds) instead of streaming"},
+        {"dump-qkv", US_OPT_STRING, &dump_qkv, "LAYER:FILE",
+         "write one global layer's post-RoPE q, k, v for the prompt to FILE (the attn --qkv format)"},
         {0}};
     int rc = us_options_parse(opts, argc, argv,
                               "unisparse generate --model PATH (--prompt TEXT | --prompt-file FILE) [options]",
@@ -259,6 +345,13 @@ int cmd_generate(int argc, char **argv)
         fprintf(stderr, "unisparse generate: no memory\n");
         goto done;
     }
+    if (dump_qkv) {
+        int rc_dump = setup_dump(dump_qkv, c, m, n_prompt, &dump_layer, &dump_file, &dump_q);
+        if (rc_dump) {
+            status = rc_dump;
+            goto done;
+        }
+    }
     const int32_t eot = us_tokenizer_piece_to_id(tok, "<end_of_turn>");
     double load_ms = us_wall_ms() - t_start;
 
@@ -280,6 +373,7 @@ int cmd_generate(int argc, char **argv)
     }
     us_progress_end(&bar);
     const double prefill_ms = us_wall_ms() - t0;
+    if (dump_q && write_dump(dump_file, c, m, dump_layer, dump_q, n_prompt) != 0) goto done;
 
     uint64_t rng = (uint64_t)seed;
     int n_gen = 0;
@@ -340,7 +434,7 @@ int cmd_generate(int argc, char **argv)
     free(out_text);
     status = 0;
 done:
-    free(cands), free(gen), free(logits), free(ids), free(rendered), free(owned_prompt);
+    free(cands), free(gen), free(logits), free(ids), free(rendered), free(owned_prompt), free(dump_q);
     us_gemma3_model_free(&m);
     us_tokenizer_free(&tok);
     us_gemma3_weights_free(&w);

@@ -22,6 +22,9 @@ struct us_gemma3_model {
     float *gate, *up;       /* (B, I) */
     float *mm;              /* nt * us_rt_matmul_scratch(max cols) */
     float *scores;          /* nt * max_ctx */
+    int capture_layer;      /* -1: none; else its post-RoPE queries go to capture_q */
+    float *capture_q;       /* (H, capture_cap, d), not owned */
+    int64_t capture_cap;
 };
 
 us_gemma3_opts us_gemma3_opts_default(void)
@@ -66,6 +69,7 @@ us_status us_gemma3_model_create(const us_gemma3_weights *w, const us_gemma3_opt
     if (!m) return us_error_set(err, US_ERR_NOMEM, "no memory for the model");
     m->w = w;
     m->o = o;
+    m->capture_layer = -1;
     m->nt = o.threads ? o.threads : omp_get_max_threads();
     m->max_ctx = o.max_ctx ? o.max_ctx : (c->max_position_embeddings < 8192 ? c->max_position_embeddings : 8192);
     m->max_batch = o.max_batch ? o.max_batch : 512;
@@ -201,6 +205,8 @@ static us_status forward_chunk(us_gemma3_model *m, const int32_t *ids, int64_t T
                 float *qh = m->q + t * Hd + h * d;
                 rmsnorm(qh, y->q_norm, d, eps, qh);
                 rope(qh, d, p0 + t, inv);
+                if (l == m->capture_layer && p0 + t < m->capture_cap)
+                    memcpy(m->capture_q + (h * m->capture_cap + p0 + t) * d, qh, (size_t)d * sizeof *qh);
             }
             for (int64_t h = 0; h < K; h++) {
                 float *kh = m->k + t * Kd + h * d;
@@ -290,5 +296,31 @@ us_status us_gemma3_forward(us_gemma3_model *m, const int32_t *ids, int64_t T, i
         us_status s = forward_chunk(m, ids + c0, n, r0, out, err);
         if (s) return s;
     }
+    return US_OK;
+}
+
+us_status us_gemma3_capture_queries(us_gemma3_model *m, int layer, float *q, int64_t cap, us_error *err)
+{
+    const us_gemma3_config *c = &m->w->cfg;
+    if (layer >= c->num_layers || layer < -1 || (layer >= 0 && (!q || cap < 0)))
+        return us_error_set(err, US_ERR_INVALID, "query capture: layer %d of %d, buffer %p", layer, c->num_layers,
+                            (void *)q);
+    m->capture_layer = layer;
+    m->capture_q = layer >= 0 ? q : NULL;
+    m->capture_cap = layer >= 0 ? cap : 0;
+    return US_OK;
+}
+
+us_status us_gemma3_cached_kv(const us_gemma3_model *m, int layer, us_tensor *k, us_tensor *v, us_error *err)
+{
+    const us_gemma3_config *c = &m->w->cfg;
+    if (layer < 0 || layer >= c->num_layers)
+        return us_error_set(err, US_ERR_INVALID, "layer %d: the model has %d layers", layer, c->num_layers);
+    if (m->n_past == 0) return us_error_set(err, US_ERR_INVALID, "the KV cache is empty");
+    const int64_t K = c->num_kv_heads, d = c->head_dim, Kd = K * d;
+    float *kc = m->kc + layer * Kd * m->max_ctx, *vc = m->vc + layer * Kd * m->max_ctx;
+    *k = us_tensor_3d(kc, US_F32, K, m->n_past, d);
+    *v = us_tensor_3d(vc, US_F32, K, m->n_past, d);
+    k->stride[0] = v->stride[0] = m->max_ctx * d;
     return US_OK;
 }

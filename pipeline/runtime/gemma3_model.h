@@ -47,4 +47,12 @@ int64_t us_gemma3_n_past(const us_gemma3_model *m);
 us_status us_gemma3_forward(us_gemma3_model *m, const int32_t *ids, int64_t T, int64_t n_logits, float *logits,
                             us_error *err);
 
+/* Records the post-RoPE queries of `layer` into q, laid out (H, cap, d) by position, during the
+ * forward calls that follow (positions >= cap are not recorded); layer -1 stops recording. */
+us_status us_gemma3_capture_queries(us_gemma3_model *m, int layer, float *q, int64_t cap, us_error *err);
+
+/* Views [K, n_past, d] (f32, strided inside the cache) of the cached post-RoPE keys and the values
+ * of `layer`; valid until the next forward call or reset. */
+us_status us_gemma3_cached_kv(const us_gemma3_model *m, int layer, us_tensor *k, us_tensor *v, us_error *err);
+
 #endif
