@@ -7,6 +7,7 @@
  * truncated by someone else after it was mapped can still raise SIGBUS; no mmap reader can
  * prevent that. */
 #include "gguf.h"
+#include "mapped_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -416,28 +417,13 @@ us_status us_gguf_open(const char *path, us_gguf **out, us_error *err)
     if (!out) return us_error_set(err, US_ERR_INVALID, "us_gguf_open: out is NULL");
     *out = NULL;
     if (!path) return us_error_set(err, US_ERR_INVALID, "us_gguf_open: path is NULL");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return us_error_set(err, US_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return us_error_set(err, US_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return us_error_set(err, US_ERR_IO, "%s: not a regular file", path);
-    }
-    if ((uint64_t)sb.st_size < GGUF_HEADER_BYTES) {
-        close(fd);
-        return us_error_set(err, US_ERR_FORMAT, "%s: truncated: %lld bytes, fewer than the %u-byte GGUF header", path,
-                            (long long)sb.st_size, GGUF_HEADER_BYTES);
-    }
-    size_t size = (size_t)sb.st_size;
-    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    int map_errno = errno;
-    close(fd);
-    if (map == MAP_FAILED) return us_error_set(err, US_ERR_IO, "%s: cannot mmap: %s", path, strerror(map_errno));
+    char what[64];
+    snprintf(what, sizeof what, "the %u-byte GGUF header", GGUF_HEADER_BYTES);
+    us_mapped_file mf;
+    us_status ms = us_mapped_file_open(path, GGUF_HEADER_BYTES, what, &mf, err);
+    if (ms) return ms;
+    void *map = mf.data;
+    size_t size = mf.size;
     us_gguf *g = calloc(1, sizeof *g);
     char *pc = strdup(path);
     if (!g || !pc) {

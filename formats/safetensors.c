@@ -5,6 +5,7 @@
  * message, never a read outside the mapping. (A file truncated by someone else *after* it was
  * mapped can still raise SIGBUS; no mmap reader can prevent that.) */
 #include "safetensors.h"
+#include "mapped_file.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -288,29 +289,11 @@ us_status us_safetensors_open(const char *path, us_safetensors **out, us_error *
     *out = NULL;
     if (!path) return us_error_set(err, US_ERR_INVALID, "us_safetensors_open: path is NULL");
 
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return us_error_set(err, US_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return us_error_set(err, US_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return us_error_set(err, US_ERR_IO, "%s: not a regular file", path);
-    }
-    /* Checked before mmap, which rejects a zero length with an unhelpful EINVAL. */
-    if (sb.st_size < 8) {
-        close(fd);
-        return us_error_set(err, US_ERR_FORMAT, "%s: truncated: %lld bytes, fewer than the 8-byte header length",
-                            path, (long long)sb.st_size);
-    }
-    size_t size = (size_t)sb.st_size;
-    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    int map_errno = errno;
-    close(fd); /* the mapping keeps the file alive */
-    if (map == MAP_FAILED) return us_error_set(err, US_ERR_IO, "%s: cannot mmap: %s", path, strerror(map_errno));
+    us_mapped_file mf;
+    us_status ms = us_mapped_file_open(path, 8, "the 8-byte header length", &mf, err);
+    if (ms) return ms;
+    void *map = mf.data;
+    size_t size = mf.size;
 
     us_safetensors *st = calloc(1, sizeof *st);
     char *path_copy = strdup(path);
