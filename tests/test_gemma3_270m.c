@@ -145,6 +145,25 @@ Test(gemma3_270m, tokenizer_from_gguf)
     cr_assert_eq((int)n + 1, n_want, "%zu + BOS prompt ids, transformers has %d", n, n_want);
     for (int i = 0; i < n_want; i++) cr_expect_eq(got[i], want[i], "id %d: %d vs transformers %d", i, got[i], want[i]);
 
+    /* transformers' ids for texts in several scripts, with whitespace runs, tabs and newlines,
+     * digits, emoji and special tokens written in the text (no BOS) */
+    const cJSON *cases = cJSON_GetObjectItemCaseSensitive(ref, "tokenizer_cases");
+    cr_assert(cJSON_IsArray(cases) && cJSON_GetArraySize(cases) >= 8, "reference has no tokenizer_cases");
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cases)
+    {
+        const char *text = cJSON_GetObjectItemCaseSensitive(c, "text")->valuestring;
+        int32_t cw[512];
+        int nw = int_array(c, "ids", cw, 512);
+        cr_assert_eq(us_tokenizer_encode(tok, text, strlen(text), got, 512, &n, &err), US_OK, "%s", err.msg);
+        cr_expect_eq((int)n, nw, "%zu ids for \"%s\", transformers has %d", n, text, nw);
+        for (int i = 0; i < nw && i < (int)n; i++)
+            if (got[i] != cw[i]) {
+                cr_expect_eq(got[i], cw[i], "\"%s\": id %d is %d, transformers has %d", text, i, got[i], cw[i]);
+                break;
+            }
+    }
+
     /* the chat template's special pieces come out by id */
     const char *turn = "<start_of_turn>user\nhi<end_of_turn>\n";
     cr_assert_eq(us_tokenizer_encode(tok, turn, strlen(turn), got, 512, &n, &err), US_OK, "%s", err.msg);
