@@ -166,31 +166,18 @@ us_status us_gemma3_weights_load_gguf(const char *path, us_gemma3_weights **out,
     const us_gemma3_config *c = &w->cfg;
     const int64_t C = c->hidden_size, I = c->intermediate_size, d = c->head_dim, L = c->num_layers;
     const int64_t qd = (int64_t)c->num_heads * d, kd = (int64_t)c->num_kv_heads * d;
-    w->layers = calloc((size_t)L, sizeof *w->layers);
-    w->norm_block = malloc((size_t)(C + L * (4 * C + 2 * d)) * sizeof *w->norm_block);
-    if (!w->layers || !w->norm_block) {
-        s = us_error_set(err, US_ERR_NOMEM, "no memory for %lld layers", (long long)L);
-        goto fail;
-    }
+    if ((s = us_gemma3_weights_alloc_layers(w, err))) goto fail;
     if ((s = get_mat(g, "token_embd.weight", c->vocab_size, C, &w->embed, err))) goto fail;
-    w->final_norm = w->norm_block;
     if ((s = get_norm(g, "output_norm.weight", C, w->final_norm, err))) goto fail;
     if (c->tie_word_embeddings)
         w->lm_head = w->embed;
     else if ((s = get_mat(g, "output.weight", c->vocab_size, C, &w->lm_head, err)))
         goto fail;
 
-    float *np = w->norm_block + C;
     for (int l = 0; l < L; l++) {
         us_gemma3_layer *y = &w->layers[l];
         char n[96];
 #define NAME(s_) (snprintf(n, sizeof n, "blk.%d.%s", l, s_), n)
-        y->in_norm = np, np += C;
-        y->post_attn_norm = np, np += C;
-        y->pre_ff_norm = np, np += C;
-        y->post_ff_norm = np, np += C;
-        y->q_norm = np, np += d;
-        y->k_norm = np, np += d;
         if ((s = get_mat(g, NAME("attn_q.weight"), qd, C, &y->q, err)) ||
             (s = get_mat(g, NAME("attn_k.weight"), kd, C, &y->k, err)) ||
             (s = get_mat(g, NAME("attn_v.weight"), kd, C, &y->v, err)) ||

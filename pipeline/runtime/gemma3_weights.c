@@ -190,6 +190,29 @@ static us_status open_sharded(us_gemma3_weights *w, const char *dir, const char 
     return s;
 }
 
+us_status us_gemma3_weights_alloc_layers(us_gemma3_weights *w, us_error *err)
+{
+    const us_gemma3_config *c = &w->cfg;
+    const int64_t C = c->hidden_size, d = c->head_dim, L = c->num_layers;
+    w->layers = calloc((size_t)L, sizeof *w->layers);
+    w->norm_block = malloc((size_t)(C + L * (4 * C + 2 * d)) * sizeof *w->norm_block);
+    if (!w->layers || !w->norm_block)
+        return us_error_set(err, US_ERR_NOMEM, "no memory for %lld layers", (long long)L);
+    /* the final norm first, then per layer: in, post-attention, pre-FF, post-FF (C each), q, k (d) */
+    float *np = w->norm_block;
+    w->final_norm = np, np += C;
+    for (int64_t l = 0; l < L; l++) {
+        us_gemma3_layer *y = &w->layers[l];
+        y->in_norm = np, np += C;
+        y->post_attn_norm = np, np += C;
+        y->pre_ff_norm = np, np += C;
+        y->post_ff_norm = np, np += C;
+        y->q_norm = np, np += d;
+        y->k_norm = np, np += d;
+    }
+    return US_OK;
+}
+
 us_status us_gemma3_weights_load(const char *dir, us_gemma3_weights **out, us_error *err)
 {
     *out = NULL;
@@ -228,14 +251,8 @@ us_status us_gemma3_weights_load(const char *dir, us_gemma3_weights **out, us_er
     const us_gemma3_config *c = &w->cfg;
     const int64_t C = c->hidden_size, I = c->intermediate_size, d = c->head_dim, L = c->num_layers;
     const int64_t qd = (int64_t)c->num_heads * d, kd = (int64_t)c->num_kv_heads * d;
-    w->layers = calloc((size_t)L, sizeof *w->layers);
-    w->norm_block = malloc((size_t)(C + L * (4 * C + 2 * d)) * sizeof *w->norm_block);
-    if (!w->layers || !w->norm_block) {
-        s = us_error_set(err, US_ERR_NOMEM, "no memory for %lld layers", (long long)L);
-        goto fail;
-    }
+    if ((s = us_gemma3_weights_alloc_layers(w, err))) goto fail;
     if ((s = get_mat(w, dir, "embed_tokens.weight", c->vocab_size, C, &w->embed, err))) goto fail;
-    w->final_norm = w->norm_block;
     if ((s = get_norm(w, dir, "norm.weight", C, w->final_norm, err))) goto fail;
     const char *lm_file;
     const us_st_tensor *lm = find(w, "lm_head.weight", &lm_file);
@@ -249,17 +266,10 @@ us_status us_gemma3_weights_load(const char *dir, us_gemma3_weights **out, us_er
         w->lm_head = w->embed;
     }
 
-    float *np = w->norm_block + C;
     for (int l = 0; l < L; l++) {
         us_gemma3_layer *y = &w->layers[l];
         char n[160];
 #define NAME(s_) (snprintf(n, sizeof n, "layers.%d.%s", l, s_), n)
-        y->in_norm = np, np += C;
-        y->post_attn_norm = np, np += C;
-        y->pre_ff_norm = np, np += C;
-        y->post_ff_norm = np, np += C;
-        y->q_norm = np, np += d;
-        y->k_norm = np, np += d;
         if ((s = get_mat(w, dir, NAME("self_attn.q_proj.weight"), qd, C, &y->q, err)) ||
             (s = get_mat(w, dir, NAME("self_attn.k_proj.weight"), kd, C, &y->k, err)) ||
             (s = get_mat(w, dir, NAME("self_attn.v_proj.weight"), kd, C, &y->v, err)) ||

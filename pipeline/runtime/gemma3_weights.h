@@ -61,6 +61,9 @@ us_status us_gemma3_weights_load_gguf(const char *path, us_gemma3_weights **out,
 struct us_gguf;
 const struct us_gguf *us_gemma3_weights_gguf(const us_gemma3_weights *w);
 void us_gemma3_weights_free(us_gemma3_weights **w);
+/* For the loaders: allocates w->layers and the norm vectors' one block for w->cfg and points
+ * final_norm and every layer's norms into it. */
+us_status us_gemma3_weights_alloc_layers(us_gemma3_weights *w, us_error *err);
 
 /* Row r of m as f32 (cols floats). */
 void us_gemma3_mat_row(const us_gemma3_mat *m, int64_t r, float *out);
