@@ -25,6 +25,7 @@ struct us_gemma3_model {
     int capture_layer;      /* -1: none; else its post-RoPE queries go to capture_q */
     float *capture_q;       /* (H, capture_cap, d), not owned */
     int64_t capture_cap;
+    us_gemma3_attn_stats stats; /* global layers' prefill attention since the last clear */
 };
 
 us_gemma3_opts us_gemma3_opts_default(void)
@@ -103,7 +104,20 @@ us_status us_gemma3_model_create(const us_gemma3_weights *w, const us_gemma3_opt
 }
 
 void us_gemma3_reset(us_gemma3_model *m) { m->n_past = 0; }
+
+us_status us_gemma3_truncate(us_gemma3_model *m, int64_t n_past, us_error *err)
+{
+    if (n_past < 0 || n_past > m->n_past)
+        return us_error_set(err, US_ERR_INVALID, "truncate to %lld positions: the cache holds %lld", (long long)n_past,
+                            (long long)m->n_past);
+    m->n_past = n_past;
+    return US_OK;
+}
+
+us_gemma3_attn_stats us_gemma3_attn_stats_get(const us_gemma3_model *m) { return m->stats; }
+void us_gemma3_attn_stats_clear(us_gemma3_model *m) { memset(&m->stats, 0, sizeof m->stats); }
 int64_t us_gemma3_n_past(const us_gemma3_model *m) { return m->n_past; }
+int64_t us_gemma3_max_ctx(const us_gemma3_model *m) { return m->max_ctx; }
 
 /* y (n) = x * rsqrt(mean(x^2) + eps) * w1, w1 = (1 + w) already. In place allowed. */
 static void rmsnorm(const float *x, const float *w1, int64_t n, float eps, float *y)
@@ -165,6 +179,27 @@ static void attend_loop(us_gemma3_model *m, int64_t layer, int64_t T, int64_t p0
 }
 
 /* One chunk of T <= max_batch tokens at positions n_past..; logits for chunk rows [r0, T) into out. */
+/* Global-layer prefill attention through the attention library (selector, then the block-sparse
+ * kernel), timed and with its realised density accumulated into m->stats. */
+static us_status global_attention(us_gemma3_model *m, const us_attn_args *a, us_error *err)
+{
+    const double t0 = omp_get_wtime();
+    us_selection *sel = NULL;
+    us_status s = us_select(m->o.method, a, &m->o.params, &sel, err);
+    if (!s) s = us_attention_sparse(a, sel, err);
+    if (!s) {
+        /* visible (query, key) pairs of the causal chunk: query t sees q_offset + t + 1 keys */
+        const double nq = (double)a->q.shape[1], visible = nq * (double)a->q_offset + nq * (nq + 1.0) / 2.0;
+        m->stats.visible_pairs += visible;
+        m->stats.kept_pairs += sel->pair_density * visible;
+        m->stats.select_ms += sel->est_ms;
+        m->stats.attn_ms += 1e3 * (omp_get_wtime() - t0);
+        m->stats.calls++;
+    }
+    us_selection_free(&sel);
+    return s;
+}
+
 static us_status forward_chunk(us_gemma3_model *m, const int32_t *ids, int64_t T, int64_t r0, float *out,
                                us_error *err)
 {
@@ -228,7 +263,7 @@ static us_status forward_chunk(us_gemma3_model *m, const int32_t *ids, int64_t T
             a.v.stride[0] = m->max_ctx * d;
             a.q_offset = p0;
             a.scale = scale;
-            us_status s = us_attention(m->o.method, &a, &m->o.params, NULL, err);
+            us_status s = global_attention(m, &a, err);
             if (s) return s;
         } else {
             attend_loop(m, l, T, p0, global ? p0 + T + 1 : c->sliding_window, scale);

@@ -38,8 +38,24 @@ void us_gemma3_model_free(us_gemma3_model **m);
 
 /* Empties the KV cache. */
 void us_gemma3_reset(us_gemma3_model *m);
-/* Tokens in the KV cache. */
+/* Keeps the first n_past cached positions (a shared prefix, e.g. a video before each question) and
+ * drops the rest; n_past must not exceed us_gemma3_n_past. */
+us_status us_gemma3_truncate(us_gemma3_model *m, int64_t n_past, us_error *err);
+
+/* The global layers' prefill attention (selection + kernel) since the last clear: what UniSparse
+ * changes. Single-token decode steps and sliding layers are not counted. */
+typedef struct {
+    double attn_ms;       /* wall time of selection + attention */
+    double select_ms;     /* of which the selector */
+    double kept_pairs;    /* (query, key) pairs computed */
+    double visible_pairs; /* (query, key) pairs the causal mask allows; density = kept / visible */
+    int64_t calls;        /* layer-chunk calls */
+} us_gemma3_attn_stats;
+us_gemma3_attn_stats us_gemma3_attn_stats_get(const us_gemma3_model *m);
+void us_gemma3_attn_stats_clear(us_gemma3_model *m);
+/* Tokens in the KV cache, and the positions it holds at most. */
 int64_t us_gemma3_n_past(const us_gemma3_model *m);
+int64_t us_gemma3_max_ctx(const us_gemma3_model *m);
 
 /* Runs ids (T) at positions n_past .. n_past+T-1 and writes the logits of the last n_logits of them
  * to logits (n_logits, vocab_size) (n_logits in [0, T]). On error the cache is left as before the
