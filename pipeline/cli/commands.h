@@ -10,5 +10,6 @@ typedef struct {
 
 int cmd_attn(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_summarize(int argc, char **argv);
 
 #endif

@@ -8,6 +8,7 @@
 static const us_command commands[] = {
     {"attn", "run attention methods on one input and report speed and fidelity", cmd_attn},
     {"generate", "generate text with Gemma 3 (GGUF) on the CPU", cmd_generate},
+    {"summarize", "summarize a batch of documents, however long, into one file each", cmd_summarize},
 };
 
 static void usage(FILE *f)

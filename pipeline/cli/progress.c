@@ -18,7 +18,7 @@ static void draw(const us_progress *p, const char *what)
     int width = 30, fill = p->total > 0 ? p->done * width / p->total : 0;
     fprintf(stderr, "\r%s [", p->title);
     for (int i = 0; i < width; i++) fputc(i < fill ? '#' : '.', stderr);
-    fprintf(stderr, "] %d/%d %6.1fs %-24.24s", p->done, p->total, now_s() - p->t0, what ? what : "");
+    fprintf(stderr, "] %d/%d %6.1fs %-40.40s", p->done, p->total, now_s() - p->t0, what ? what : "");
     fflush(stderr);
 }
 
@@ -36,6 +36,18 @@ void us_progress_step(us_progress *p, const char *what)
 {
     p->done++;
     draw(p, what);
+}
+
+void us_progress_set(us_progress *p, int done, int total, const char *what)
+{
+    p->done = done;
+    p->total = total;
+    draw(p, what);
+}
+
+void us_progress_clear(const us_progress *p)
+{
+    if (p->tty) fprintf(stderr, "\r\033[K");
 }
 
 void us_progress_end(us_progress *p)

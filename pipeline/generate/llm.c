@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 void us_llm_free(us_llm **pl)
 {
@@ -17,6 +18,30 @@ void us_llm_free(us_llm **pl)
     us_gemma3_weights_free(&(*pl)->w);
     free(*pl);
     *pl = NULL;
+}
+
+static bool file_mentions(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, needle) != NULL;
+}
+
+static bool has_chat_template(const us_llm *l, const char *path)
+{
+    const us_gguf *g = us_gemma3_weights_gguf(l->w);
+    if (g) return us_gguf_find_kv(g, "tokenizer.chat_template") != NULL;
+    char p[1100];
+    snprintf(p, sizeof p, "%s/chat_template.jinja", path);
+    if (access(p, R_OK) == 0) return true;
+    snprintf(p, sizeof p, "%s/chat_template.json", path);
+    if (access(p, R_OK) == 0) return true;
+    snprintf(p, sizeof p, "%s/tokenizer_config.json", path);
+    return file_mentions(p, "\"chat_template\"");
 }
 
 us_status us_llm_load(const char *path, us_llm **out, us_error *err)
@@ -43,6 +68,7 @@ us_status us_llm_load(const char *path, us_llm **out, us_error *err)
         return s;
     }
     l->eos_id = l->w->cfg.eos_id;
+    l->instruction_tuned = has_chat_template(l, path);
     l->eot_id = us_tokenizer_piece_to_id(l->tok, "<end_of_turn>");
     *out = l;
     return US_OK;

@@ -14,12 +14,16 @@
 #include "gemma3_weights.h"
 #include "tokenizer.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct {
     us_gemma3_weights *w;
     us_tokenizer *tok;
     int32_t eos_id, eot_id; /* generation stops at either; eot = <end_of_turn> (-1 if absent) */
+    bool instruction_tuned; /* the checkpoint carries a chat template (GGUF tokenizer.chat_template,
+                               or a Hugging Face tokenizer_config.json / chat_template.jinja with
+                               one): prompts go through it; a base model gets plain completions */
     char path[1024];
 } us_llm;
 

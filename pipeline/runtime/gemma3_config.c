@@ -30,27 +30,54 @@ void us_gemma3_config_default(us_gemma3_config *c)
     c->bos_id = 2;
     c->eos_id = 1;
     c->pad_id = 0;
+    c->image_token_id = 262144;
+    c->boi_id = 255999;
+    c->eoi_id = 256000;
+    c->mm_tokens_per_image = 256;
 }
 
-/* An integer field: absent or null keeps *out; anything but a whole number is an error. */
-static us_status get_int(const cJSON *o, const char *key, int *out, const char *path, us_error *err)
+/* An integer field: absent or null keeps *out; anything but a whole number is an error. A list takes its
+ * first element (eos lists). where prefixes the field's name in messages ("" or "vision_config."). */
+static us_status get_int_in(const cJSON *o, const char *where, const char *key, int *out, const char *path,
+                            us_error *err)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!v || cJSON_IsNull(v)) return US_OK;
     if (cJSON_IsArray(v) && cJSON_GetArraySize(v) > 0) v = cJSON_GetArrayItem(v, 0); /* eos lists */
     if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || fabs(v->valuedouble) > 2147483647.0)
-        return us_error_set(err, US_ERR_FORMAT, "%s: field \"%s\" must be an integer", path, key);
+        return us_error_set(err, US_ERR_FORMAT, "%s: field \"%s%s\" must be an integer", path, where, key);
     *out = (int)v->valuedouble;
+    return US_OK;
+}
+
+static us_status get_int(const cJSON *o, const char *key, int *out, const char *path, us_error *err)
+{
+    return get_int_in(o, "", key, out, path, err);
+}
+
+static us_status get_float_in(const cJSON *o, const char *where, const char *key, float *out, const char *path,
+                              us_error *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v || cJSON_IsNull(v)) return US_OK;
+    if (!cJSON_IsNumber(v))
+        return us_error_set(err, US_ERR_FORMAT, "%s: field \"%s%s\" must be a number", path, where, key);
+    *out = (float)v->valuedouble;
     return US_OK;
 }
 
 static us_status get_float(const cJSON *o, const char *key, float *out, const char *path, us_error *err)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!v || cJSON_IsNull(v)) return US_OK;
-    if (!cJSON_IsNumber(v)) return us_error_set(err, US_ERR_FORMAT, "%s: field \"%s\" must be a number", path, key);
-    *out = (float)v->valuedouble;
-    return US_OK;
+    return get_float_in(o, "", key, out, path, err);
+}
+
+/* An integer field under either of two names (transformers' attribute_map: image_token_index and
+ * image_token_id name the same thing); the first name wins when both are there. */
+static us_status get_int2(const cJSON *o, const char *key, const char *alias, int *out, const char *path,
+                          us_error *err)
+{
+    if (cJSON_GetObjectItemCaseSensitive(o, key)) return get_int(o, key, out, path, err);
+    return get_int(o, alias, out, path, err);
 }
 
 /* One RoPE parameter object ({rope_type|type, factor, rope_theta}): base and linear factor. */
@@ -106,6 +133,12 @@ us_status us_gemma3_config_parse(const char *json, const char *path, us_gemma3_c
         (s = get_int(o, "bos_token_id", &c->bos_id, path, err)) ||
         (s = get_int(o, "eos_token_id", &c->eos_id, path, err)) ||
         (s = get_int(o, "pad_token_id", &c->pad_id, path, err)))
+        goto done;
+    /* the image prompt's ids sit beside text_config, on the outer object */
+    if ((s = get_int2(root, "image_token_index", "image_token_id", &c->image_token_id, path, err)) ||
+        (s = get_int2(root, "boi_token_index", "boi_token_id", &c->boi_id, path, err)) ||
+        (s = get_int2(root, "eoi_token_index", "eoi_token_id", &c->eoi_id, path, err)) ||
+        (s = get_int(root, "mm_tokens_per_image", &c->mm_tokens_per_image, path, err)))
         goto done;
 
     /* tie_word_embeddings may sit on the outer (VLM) object */
@@ -220,7 +253,11 @@ us_status us_gemma3_config_validate(const us_gemma3_config *c, const char *path,
     POS(head_dim, "head_dim");
     POS(sliding_window, "sliding_window");
     POS(max_position_embeddings, "max_position_embeddings");
+    POS(mm_tokens_per_image, "mm_tokens_per_image");
 #undef POS
+    if (c->image_token_id < 0 || c->boi_id < 0 || c->eoi_id < 0)
+        return us_error_set(err, US_ERR_INVALID, "%s: fields \"image_token_index\" (%d), \"boi_token_index\" (%d), "
+                            "\"eoi_token_index\" (%d) must be >= 0", path, c->image_token_id, c->boi_id, c->eoi_id);
     if (c->num_layers > US_GEMMA3_MAX_LAYERS)
         return us_error_set(err, US_ERR_INVALID, "%s: field \"num_hidden_layers\" = %d exceeds %d", path, c->num_layers,
                             US_GEMMA3_MAX_LAYERS);
@@ -242,18 +279,19 @@ us_status us_gemma3_config_validate(const us_gemma3_config *c, const char *path,
     return US_OK;
 }
 
-us_status us_gemma3_config_load(const char *path, us_gemma3_config *c, us_error *err)
+/* The whole file at path, NUL-terminated, malloc'd into *out (at most 64 MiB). */
+static us_status read_text(const char *path, char **out, us_error *err)
 {
+    *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) return us_error_set(err, US_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = NULL;
     long n = -1;
     if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
     if (n < 0 || n > (64L << 20) || fseek(f, 0, SEEK_SET) != 0) {
         fclose(f);
         return us_error_set(err, US_ERR_IO, "%s: cannot size the file (or it exceeds 64 MiB)", path);
     }
-    buf = malloc((size_t)n + 1);
+    char *buf = malloc((size_t)n + 1);
     if (!buf) {
         fclose(f);
         return us_error_set(err, US_ERR_NOMEM, "%s: no memory for %ld bytes", path, n);
@@ -265,7 +303,93 @@ us_status us_gemma3_config_load(const char *path, us_gemma3_config *c, us_error 
         return us_error_set(err, US_ERR_IO, "%s: short read", path);
     }
     buf[n] = '\0';
-    us_status s = us_gemma3_config_parse(buf, path, c, err);
+    *out = buf;
+    return US_OK;
+}
+
+us_status us_gemma3_config_load(const char *path, us_gemma3_config *c, us_error *err)
+{
+    char *buf;
+    us_status s = read_text(path, &buf, err);
+    if (s) return s;
+    s = us_gemma3_config_parse(buf, path, c, err);
+    free(buf);
+    return s;
+}
+
+/* image_size / patch_size: an integer, or a [height, width] pair of equal integers. */
+static us_status get_side(const cJSON *o, const char *key, int *out, const char *path, us_error *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (cJSON_IsArray(v)) {
+        const cJSON *h = cJSON_GetArrayItem(v, 0), *w = cJSON_GetArrayItem(v, 1);
+        if (cJSON_GetArraySize(v) != 2 || !cJSON_IsNumber(h) || !cJSON_IsNumber(w) || h->valuedouble != w->valuedouble)
+            return us_error_set(err, US_ERR_UNSUPPORTED,
+                                "%s: field \"vision_config.%s\": only square sizes (an integer or [n, n]) are "
+                                "supported", path, key);
+        v = h;
+    }
+    if (!v || cJSON_IsNull(v)) return US_OK;
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || fabs(v->valuedouble) > 1e6)
+        return us_error_set(err, US_ERR_FORMAT, "%s: field \"vision_config.%s\" must be an integer", path, key);
+    *out = (int)v->valuedouble;
+    return US_OK;
+}
+
+us_status us_gemma3_vision_config_parse(const char *json, const char *path, int *present, us_siglip_config *vc,
+                                        us_error *err)
+{
+    *present = 0;
+    cJSON *root = cJSON_Parse(json);
+    if (!root || !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return us_error_set(err, US_ERR_FORMAT, "%s: not a JSON object", path);
+    }
+    us_status s = US_OK;
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, "vision_config");
+    if (!o || cJSON_IsNull(o)) goto done;
+    if (!cJSON_IsObject(o)) {
+        s = us_error_set(err, US_ERR_FORMAT, "%s: field \"vision_config\" must be an object", path);
+        goto done;
+    }
+    us_siglip_config_default(vc);
+    const char *w = "vision_config.";
+    if ((s = get_side(o, "image_size", &vc->image_size, path, err)) ||
+        (s = get_side(o, "patch_size", &vc->patch_size, path, err)) ||
+        (s = get_int_in(o, w, "num_channels", &vc->num_channels, path, err)) ||
+        (s = get_int_in(o, w, "hidden_size", &vc->hidden_size, path, err)) ||
+        (s = get_int_in(o, w, "intermediate_size", &vc->intermediate_size, path, err)) ||
+        (s = get_int_in(o, w, "num_hidden_layers", &vc->num_layers, path, err)) ||
+        (s = get_int_in(o, w, "num_attention_heads", &vc->num_heads, path, err)) ||
+        (s = get_float_in(o, w, "layer_norm_eps", &vc->layer_norm_eps, path, err)))
+        goto done;
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(o, "model_type");
+    if (cJSON_IsString(mt) && strcmp(mt->valuestring, "siglip_vision_model") != 0) {
+        s = us_error_set(err, US_ERR_UNSUPPORTED, "%s: field \"vision_config.model_type\" = \"%s\": only "
+                         "siglip_vision_model is supported", path, mt->valuestring);
+        goto done;
+    }
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(o, "hidden_act");
+    if (act && !cJSON_IsNull(act) &&
+        (!cJSON_IsString(act) ||
+         (strcmp(act->valuestring, "gelu_pytorch_tanh") && strcmp(act->valuestring, "gelu_tanh")))) {
+        s = us_error_set(err, US_ERR_UNSUPPORTED, "%s: field \"vision_config.hidden_act\": only gelu_pytorch_tanh is "
+                         "supported", path);
+        goto done;
+    }
+    if ((s = us_siglip_config_validate(vc, path, err))) goto done;
+    *present = 1;
+done:
+    cJSON_Delete(root);
+    return s;
+}
+
+us_status us_gemma3_vision_config_load(const char *path, int *present, us_siglip_config *vc, us_error *err)
+{
+    char *buf;
+    us_status s = read_text(path, &buf, err);
+    if (s) return s;
+    s = us_gemma3_vision_config_parse(buf, path, present, vc, err);
     free(buf);
     return s;
 }

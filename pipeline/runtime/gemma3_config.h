@@ -2,12 +2,14 @@
  *
  * Accepts the old form (rope_theta, rope_local_base_freq, rope_scaling, sliding_window_pattern) and
  * transformers 5's (layer_types, rope_parameters {full_attention:{...}, sliding_attention:{...}}),
- * and the VLM form that nests the text fields under "text_config". Missing fields take
- * Gemma3TextConfig's defaults, since Hub config.json files are minimal. Errors name the file and
+ * and the VLM form that nests the text fields under "text_config" (with the image token ids and
+ * "vision_config" beside it). Missing fields take Gemma3TextConfig's (Gemma3Config's,
+ * SiglipVisionConfig's) defaults, since Hub config.json files are minimal. Errors name the file and
  * the field. */
 #ifndef UNISPARSE_GEMMA3_CONFIG_H
 #define UNISPARSE_GEMMA3_CONFIG_H
 
+#include "siglip.h"
 #include "unisparse/attention.h"
 
 #include <stdint.h>
@@ -31,6 +33,11 @@ typedef struct {
     float rope_global_factor; /* linear factor on global layers, 1 = none */
     int tie_word_embeddings;
     int bos_id, eos_id, pad_id;
+    /* The image prompt (top level of a Gemma3ForConditionalGeneration config.json; Gemma3Config's
+     * defaults otherwise): each image is "\n\n" boi, mm_tokens_per_image x image_token_id, eoi "\n\n". */
+    int image_token_id;      /* image_token_index: <image_soft_token>, 262144 (may lie outside vocab_size) */
+    int boi_id, eoi_id;      /* boi_token_index 255999, eoi_token_index 256000 */
+    int mm_tokens_per_image; /* 256 */
     uint8_t is_global[US_GEMMA3_MAX_LAYERS]; /* per layer: 1 full attention, 0 sliding */
 } us_gemma3_config;
 
@@ -45,5 +52,13 @@ us_status us_gemma3_config_load(const char *path, us_gemma3_config *c, us_error 
 
 /* Range and consistency checks; messages name the path and the field. */
 us_status us_gemma3_config_validate(const us_gemma3_config *c, const char *path, us_error *err);
+
+/* The "vision_config" object of a config.json text: *present = 0 when there is none (a text-only
+ * model; vc untouched), else 1 with vc filled, missing fields taking SiglipVisionConfig's defaults.
+ * Errors name path and the field. */
+us_status us_gemma3_vision_config_parse(const char *json, const char *path, int *present, us_siglip_config *vc,
+                                        us_error *err);
+/* Reads the file at path and parses its vision_config. */
+us_status us_gemma3_vision_config_load(const char *path, int *present, us_siglip_config *vc, us_error *err);
 
 #endif

@@ -1,5 +1,6 @@
 /* gemma3_model.c: the Gemma 3 text-decoder forward pass (spec: shared/specs/gemma3.md, "Text decoder
- * forward"), fp32 activations and KV cache over stored-dtype weights. */
+ * forward"), fp32 activations and KV cache over stored-dtype weights, with image soft tokens: rows given
+ * by the caller, attended bidirectionally inside each image. */
 #include "gemma3_model.h"
 
 #include "gemma3_matmul.h"
@@ -22,6 +23,9 @@ struct us_gemma3_model {
     float *gate, *up;       /* (B, I) */
     float *mm;              /* nt * us_rt_matmul_scratch(max cols) */
     float *scores;          /* nt * max_ctx */
+    int64_t *limit;         /* (B): the last key position each chunk row sees (its own, or its image's end - 1) */
+    us_span *spans;         /* the cached images' positions [start, end), sorted */
+    int n_spans, cap_spans; /* two images are never adjacent, so max_ctx / 2 + 1 is room for all */
     int capture_layer;      /* -1: none; else its post-RoPE queries go to capture_q */
     float *capture_q;       /* (H, capture_cap, d), not owned */
     int64_t capture_cap;
@@ -43,6 +47,7 @@ void us_gemma3_model_free(us_gemma3_model **pm)
     us_gemma3_model *m = *pm;
     free(m->inv_local), free(m->inv_global), free(m->kc), free(m->vc), free(m->h), free(m->xn), free(m->tmp);
     free(m->q), free(m->att), free(m->k), free(m->v), free(m->gate), free(m->up), free(m->mm), free(m->scores);
+    free(m->limit), free(m->spans);
     free(m);
     *pm = NULL;
 }
@@ -87,8 +92,11 @@ us_status us_gemma3_model_create(const us_gemma3_weights *w, const us_gemma3_opt
     m->gate = alloc_f(B * I), m->up = alloc_f(B * I);
     m->mm = alloc_f(m->nt * us_rt_matmul_scratch(maxk));
     m->scores = alloc_f(m->nt * m->max_ctx);
+    m->limit = malloc((size_t)B * sizeof *m->limit);
+    m->cap_spans = (int)(m->max_ctx / 2 + 1);
+    m->spans = malloc((size_t)m->cap_spans * sizeof *m->spans);
     if (!m->inv_local || !m->inv_global || !m->kc || !m->vc || !m->h || !m->xn || !m->tmp || !m->q || !m->att ||
-        !m->k || !m->v || !m->gate || !m->up || !m->mm || !m->scores) {
+        !m->k || !m->v || !m->gate || !m->up || !m->mm || !m->scores || !m->limit || !m->spans) {
         us_gemma3_model_free(&m);
         return us_error_set(err, US_ERR_NOMEM, "no memory for the KV cache (%lld positions, %lld MiB) and scratch",
                             (long long)(cache ? cache / (Kd * L) : 0), (long long)(cache * 8 >> 20));
@@ -103,7 +111,11 @@ us_status us_gemma3_model_create(const us_gemma3_weights *w, const us_gemma3_opt
     return US_OK;
 }
 
-void us_gemma3_reset(us_gemma3_model *m) { m->n_past = 0; }
+void us_gemma3_reset(us_gemma3_model *m)
+{
+    m->n_past = 0;
+    m->n_spans = 0;
+}
 
 us_status us_gemma3_truncate(us_gemma3_model *m, int64_t n_past, us_error *err)
 {
@@ -111,7 +123,16 @@ us_status us_gemma3_truncate(us_gemma3_model *m, int64_t n_past, us_error *err)
         return us_error_set(err, US_ERR_INVALID, "truncate to %lld positions: the cache holds %lld", (long long)n_past,
                             (long long)m->n_past);
     m->n_past = n_past;
+    /* images past the cut go; one cut through keeps its cached part (and no later call may continue it) */
+    while (m->n_spans > 0 && m->spans[m->n_spans - 1].start >= n_past) m->n_spans--;
+    if (m->n_spans > 0 && m->spans[m->n_spans - 1].end > n_past) m->spans[m->n_spans - 1].end = n_past;
     return US_OK;
+}
+
+const us_span *us_gemma3_image_spans(const us_gemma3_model *m, int *n)
+{
+    *n = m->n_spans;
+    return m->spans;
 }
 
 us_gemma3_attn_stats us_gemma3_attn_stats_get(const us_gemma3_model *m) { return m->stats; }
@@ -146,7 +167,8 @@ static float gelu_tanh(float x)
     return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
 }
 
-/* Exact attention for T queries at p0.. over cache keys [max(0, p - W + 1), p]: att (T, H*d). */
+/* Exact attention for T queries at p0.. over cache keys [max(0, p - W + 1), limit[t]]: att (T, H*d).
+ * limit[t] is p, or the end - 1 of p's image: the window bounds the keys behind, never the image ahead. */
 static void attend_loop(us_gemma3_model *m, int64_t layer, int64_t T, int64_t p0, int64_t window, float scale)
 {
     const us_gemma3_config *c = &m->w->cfg;
@@ -154,13 +176,13 @@ static void attend_loop(us_gemma3_model *m, int64_t layer, int64_t T, int64_t p0
     const float *kc = m->kc + layer * K * m->max_ctx * d, *vc = m->vc + layer * K * m->max_ctx * d;
 #pragma omp parallel for num_threads(m->nt) schedule(dynamic, 1)
     for (int64_t item = 0; item < T * H; item++) {
-        const int64_t t = item / H, h = item % H, kvh = h / group, p = p0 + t;
+        const int64_t t = item / H, h = item % H, kvh = h / group, p = p0 + t, hi = m->limit[t];
         const int64_t lo = p - window + 1 > 0 ? p - window + 1 : 0;
         const float *qv = m->q + t * H * d + h * d;
         const float *kb = kc + kvh * m->max_ctx * d, *vb = vc + kvh * m->max_ctx * d;
         float *s = m->scores + (int64_t)omp_get_thread_num() * m->max_ctx, *o = m->att + t * H * d + h * d;
         float mx = -INFINITY;
-        for (int64_t j = lo; j <= p; j++) {
+        for (int64_t j = lo; j <= hi; j++) {
             const float *kr = kb + j * d;
             float acc = 0.0f;
             for (int64_t x = 0; x < d; x++) acc += qv[x] * kr[x];
@@ -168,17 +190,16 @@ static void attend_loop(us_gemma3_model *m, int64_t layer, int64_t T, int64_t p0
             if (s[j - lo] > mx) mx = s[j - lo];
         }
         float sum = 0.0f;
-        for (int64_t j = lo; j <= p; j++) sum += (s[j - lo] = expf(s[j - lo] - mx));
+        for (int64_t j = lo; j <= hi; j++) sum += (s[j - lo] = expf(s[j - lo] - mx));
         const float inv = 1.0f / sum;
         for (int64_t x = 0; x < d; x++) o[x] = 0.0f;
-        for (int64_t j = lo; j <= p; j++) {
+        for (int64_t j = lo; j <= hi; j++) {
             const float pj = s[j - lo] * inv, *vr = vb + j * d;
             for (int64_t x = 0; x < d; x++) o[x] += pj * vr[x];
         }
     }
 }
 
-/* One chunk of T <= max_batch tokens at positions n_past..; logits for chunk rows [r0, T) into out. */
 /* Global-layer prefill attention through the attention library (selector, then the block-sparse
  * kernel), timed and with its realised density accumulated into m->stats. */
 static us_status global_attention(us_gemma3_model *m, const us_attn_args *a, us_error *err)
@@ -188,8 +209,10 @@ static us_status global_attention(us_gemma3_model *m, const us_attn_args *a, us_
     us_status s = us_select(m->o.method, a, &m->o.params, &sel, err);
     if (!s) s = us_attention_sparse(a, sel, err);
     if (!s) {
-        /* visible (query, key) pairs of the causal chunk: query t sees q_offset + t + 1 keys */
-        const double nq = (double)a->q.shape[1], visible = nq * (double)a->q_offset + nq * (nq + 1.0) / 2.0;
+        /* visible (query, key) pairs of the chunk: query t sees limit[t] + 1 keys (q_offset + t + 1 but for
+         * image queries, which see their whole image) */
+        double visible = 0.0;
+        for (int64_t t = 0; t < a->q.shape[1]; t++) visible += (double)(m->limit[t] + 1);
         m->stats.visible_pairs += visible;
         m->stats.kept_pairs += sel->pair_density * visible;
         m->stats.select_ms += sel->est_ms;
@@ -200,8 +223,11 @@ static us_status global_attention(us_gemma3_model *m, const us_attn_args *a, us_
     return s;
 }
 
+/* One chunk of T <= max_batch tokens at positions n_past..; logits for chunk rows [r0, T) into out.
+ * img_id: the image token id (its positions take the rows of img (n, C) in order), or -1 for text only.
+ * The chunk holds whole images only. */
 static us_status forward_chunk(us_gemma3_model *m, const int32_t *ids, int64_t T, int64_t r0, float *out,
-                               us_error *err)
+                               int64_t img_id, const float *img, us_error *err)
 {
     const us_gemma3_weights *w = m->w;
     const us_gemma3_config *c = &w->cfg;
@@ -212,6 +238,7 @@ static us_status forward_chunk(us_gemma3_model *m, const int32_t *ids, int64_t T
     /* 1. h = E[id] * sqrt(C), the scale and the product in the embedding dtype */
 #pragma omp parallel for num_threads(m->nt) schedule(static)
     for (int64_t t = 0; t < T; t++) {
+        if (ids[t] == img_id) continue;
         float *h = m->h + t * C;
         us_gemma3_mat_row(&w->embed, ids[t], h);
         for (int64_t i = 0; i < C; i++) {
@@ -221,6 +248,18 @@ static us_status forward_chunk(us_gemma3_model *m, const int32_t *ids, int64_t T
             h[i] = x;
         }
     }
+    /* image positions: the caller's rows as they are; each run of them is a span of the cache, and its
+     * queries see up to the span's end */
+    const int first_span = m->n_spans;
+    for (int64_t t = 0, j = 0; t < T; t++) {
+        m->limit[t] = p0 + t;
+        if (ids[t] != img_id) continue;
+        memcpy(m->h + t * C, img + j++ * C, (size_t)C * sizeof *m->h);
+        if (t > 0 && ids[t - 1] == img_id) m->spans[m->n_spans - 1].end++;
+        else m->spans[m->n_spans++] = (us_span){p0 + t, p0 + t + 1};
+    }
+    for (int i = first_span; i < m->n_spans; i++)
+        for (int64_t p = m->spans[i].start; p < m->spans[i].end; p++) m->limit[p - p0] = m->spans[i].end - 1;
 
     for (int64_t l = 0; l < c->num_layers; l++) {
         const us_gemma3_layer *y = &w->layers[l];
@@ -263,8 +302,16 @@ static us_status forward_chunk(us_gemma3_model *m, const int32_t *ids, int64_t T
             a.v.stride[0] = m->max_ctx * d;
             a.q_offset = p0;
             a.scale = scale;
+            if (m->n_spans > first_span) { /* earlier images lie wholly behind this chunk's queries */
+                a.mask.kind = US_MASK_CAUSAL_SPANS;
+                a.mask.spans = m->spans + first_span;
+                a.mask.n_spans = m->n_spans - first_span;
+            }
             us_status s = global_attention(m, &a, err);
-            if (s) return s;
+            if (s) {
+                m->n_spans = first_span;
+                return s;
+            }
         } else {
             attend_loop(m, l, T, p0, global ? p0 + T + 1 : c->sliding_window, scale);
         }
@@ -301,8 +348,29 @@ static us_status forward_chunk(us_gemma3_model *m, const int32_t *ids, int64_t T
     return US_OK;
 }
 
-us_status us_gemma3_forward(us_gemma3_model *m, const int32_t *ids, int64_t T, int64_t n_logits, float *logits,
-                            us_error *err)
+/* Tokens of ids (T) for the next call of about `want`: want backed off to the start of an image it would
+ * cut, or the whole first image when one starts at 0 and is longer than want. img_id -1: text only. */
+static int64_t chunk_len(const int32_t *ids, int64_t T, int64_t want, int64_t img_id)
+{
+    if (want >= T) return T;
+    int64_t n = want < 1 ? 1 : want;
+    while (n > 0 && ids[n] == img_id && ids[n - 1] == img_id) n--;
+    if (n == 0) { /* an image from ids[0], longer than want: all of it */
+        n = 1;
+        while (n < T && ids[n] == img_id) n++;
+    }
+    return n;
+}
+
+int64_t us_gemma3_chunk_len(const us_gemma3_config *c, const int32_t *ids, int64_t T, int64_t want)
+{
+    return chunk_len(ids, T, want, c->image_token_id);
+}
+
+/* us_gemma3_forward (images 0) and us_gemma3_forward_embeds (images 1): checks everything before running
+ * anything, then cuts the call into chunks of at most max_batch tokens, never inside an image. */
+static us_status forward(us_gemma3_model *m, const int32_t *ids, int64_t T, int images, const float *image_embeds,
+                         int64_t n_image_tokens, int64_t n_logits, float *logits, us_error *err)
 {
     if (!m || !ids) return us_error_set(err, US_ERR_INVALID, "model or ids are NULL");
     const us_gemma3_config *c = &m->w->cfg;
@@ -319,19 +387,62 @@ us_status us_gemma3_forward(us_gemma3_model *m, const int32_t *ids, int64_t T, i
     if (m->n_past + T > m->max_ctx)
         return us_error_set(err, US_ERR_INVALID, "positions %lld..%lld exceed the KV cache (max_ctx = %lld)",
                             (long long)m->n_past, (long long)(m->n_past + T - 1), (long long)m->max_ctx);
-    for (int64_t t = 0; t < T; t++)
+    const int64_t img_id = images ? c->image_token_id : -1, C = c->hidden_size;
+    if (images && (n_image_tokens < 0 || (n_image_tokens > 0 && !image_embeds)))
+        return us_error_set(err, US_ERR_INVALID, "n_image_tokens = %lld with image_embeds %s",
+                            (long long)n_image_tokens, image_embeds ? "given" : "NULL");
+    int64_t n_img = 0, run = 0;
+    for (int64_t t = 0; t < T; t++) {
+        if (images && ids[t] == img_id) {
+            n_img++;
+            if (++run > m->max_batch)
+                return us_error_set(err, US_ERR_INVALID,
+                                    "the image at token %lld has more than max_batch = %lld soft tokens: an image must "
+                                    "fit in one prefill chunk (raise us_gemma3_opts.max_batch)",
+                                    (long long)(t - run + 1), (long long)m->max_batch);
+            continue;
+        }
+        run = 0;
         if (ids[t] < 0 || ids[t] >= c->vocab_size)
             return us_error_set(err, US_ERR_INVALID, "token %lld: id %d outside [0, vocab_size = %d)", (long long)t,
                                 (int)ids[t], c->vocab_size);
+    }
+    if (images && n_img != n_image_tokens)
+        return us_error_set(err, US_ERR_INVALID,
+                            "the ids hold %lld image soft tokens (id %lld) but %lld image embedding rows were given",
+                            (long long)n_img, (long long)img_id, (long long)n_image_tokens);
+    if (n_img && ids[0] == img_id && m->n_spans > 0 && m->spans[m->n_spans - 1].end == m->n_past)
+        return us_error_set(err, US_ERR_INVALID,
+                            "the call starts with image soft tokens right after the cached image at positions "
+                            "%lld..%lld: an image's soft tokens must come in one call",
+                            (long long)m->spans[m->n_spans - 1].start, (long long)m->n_past - 1);
     const int64_t first = T - n_logits; /* call index of the first logits row */
-    for (int64_t c0 = 0; c0 < T; c0 += m->max_batch) {
-        const int64_t n = T - c0 < m->max_batch ? T - c0 : m->max_batch;
+    int64_t row = 0;                    /* image rows used so far */
+    for (int64_t c0 = 0; c0 < T;) {
+        /* never inside an image (each fits in max_batch, checked above) */
+        const int64_t n = chunk_len(ids + c0, T - c0, m->max_batch, img_id);
         const int64_t r0 = first > c0 ? (first - c0 < n ? first - c0 : n) : 0;
         float *out = r0 < n ? logits + (c0 + r0 - first) * (int64_t)c->vocab_size : NULL;
-        us_status s = forward_chunk(m, ids + c0, n, r0, out, err);
+        int64_t k = 0;
+        for (int64_t t = c0; t < c0 + n; t++) k += ids[t] == img_id;
+        us_status s = forward_chunk(m, ids + c0, n, r0, out, img_id, k ? image_embeds + row * C : NULL, err);
         if (s) return s;
+        row += k;
+        c0 += n;
     }
     return US_OK;
+}
+
+us_status us_gemma3_forward(us_gemma3_model *m, const int32_t *ids, int64_t T, int64_t n_logits, float *logits,
+                            us_error *err)
+{
+    return forward(m, ids, T, 0, NULL, 0, n_logits, logits, err);
+}
+
+us_status us_gemma3_forward_embeds(us_gemma3_model *m, const int32_t *ids, int64_t T, const float *image_embeds,
+                                   int64_t n_image_tokens, int64_t n_logits, float *logits, us_error *err)
+{
+    return forward(m, ids, T, 1, image_embeds, n_image_tokens, n_logits, logits, err);
 }
 
 us_status us_gemma3_capture_queries(us_gemma3_model *m, int layer, float *q, int64_t cap, us_error *err)

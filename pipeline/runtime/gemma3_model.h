@@ -10,7 +10,13 @@
  * the cache; calls longer than opts.max_batch are cut into chunks internally). Global layers' prefill
  * attention goes through us_attention (opts.method: dense or UniSparse); sliding layers, and single
  * decode tokens, use an exact masked loop over the visible keys. All scratch and the cache are sized
- * at creation: the forward pass allocates nothing of its own (us_attention allocates internally). */
+ * at creation: the forward pass allocates nothing of its own (us_attention allocates internally).
+ *
+ * Images (us_gemma3_forward_embeds): each run of image_token_id in the ids is one image, whose
+ * positions take the caller's embedding rows (unscaled) and attend to each other bidirectionally, in
+ * sliding and global layers alike (a sliding layer's image query sees its whole image ahead and the
+ * window behind); everything else stays causal. The model remembers the images' spans of the cache,
+ * and never cuts an image between two internal chunks. */
 #ifndef UNISPARSE_GEMMA3_MODEL_H
 #define UNISPARSE_GEMMA3_MODEL_H
 
@@ -62,6 +68,25 @@ int64_t us_gemma3_max_ctx(const us_gemma3_model *m);
  * call's failing chunk. */
 us_status us_gemma3_forward(us_gemma3_model *m, const int32_t *ids, int64_t T, int64_t n_logits, float *logits,
                             us_error *err);
+
+/* us_gemma3_forward with images: the positions t where ids[t] == cfg.image_token_id (which may lie
+ * outside the vocabulary) take, in order, the rows of image_embeds (n_image_tokens, hidden_size) as they
+ * are (transformers replaces the scaled text embedding by the projector's output); each maximal run of
+ * them is one image, attended bidirectionally inside (us_mask's causal + spans rule). n_image_tokens
+ * must equal the number of such positions (0 with image_embeds NULL: plain text). An image must come
+ * whole in one call (an error names the call that continues one) and fit in opts.max_batch; the call is
+ * cut into chunks at image boundaries. Errors leave the cache as us_gemma3_forward's do. */
+us_status us_gemma3_forward_embeds(us_gemma3_model *m, const int32_t *ids, int64_t T, const float *image_embeds,
+                                   int64_t n_image_tokens, int64_t n_logits, float *logits, us_error *err);
+
+/* How many of ids (T) the next forward call should take when a caller cuts a prompt into calls of about
+ * `want` tokens: want (or T), backed off to the start of an image that the cut would split, or the whole
+ * first image when one starts at ids[0] and is longer than want. Images are runs of c->image_token_id. */
+int64_t us_gemma3_chunk_len(const us_gemma3_config *c, const int32_t *ids, int64_t T, int64_t want);
+
+/* The images' spans of the cache, [start, end) positions, sorted (*n of them); valid until the next
+ * forward call or reset. E.g. for the "spans" mask of an attention-input file. */
+const us_span *us_gemma3_image_spans(const us_gemma3_model *m, int *n);
 
 /* Records the post-RoPE queries of `layer` into q, laid out (H, cap, d) by position, during the
  * forward calls that follow (positions >= cap are not recorded); layer -1 stops recording. */

@@ -2,6 +2,7 @@
  * Matrices are views into the safetensors mappings (stored dtype); norms become f32 (1 + w). */
 #include "gemma3_weights.h"
 
+#include "gemma3_vision.h"
 #include "ggml_quant.h"
 #include "gguf.h"
 #include "safetensors.h"
@@ -42,7 +43,7 @@ void us_gemma3_mat_row(const us_gemma3_mat *m, int64_t r, float *out)
     }
 }
 
-/* The name without its model prefix; vision and projector tensors keep theirs (never looked up). */
+/* A text tensor's name without its model prefix (vision and projector names are matched by name_matches). */
 static const char *canonical(const char *name)
 {
     static const char *const prefixes[] = {"model.language_model.", "language_model.model.", "language_model.",
@@ -54,13 +55,31 @@ static const char *canonical(const char *name)
     return name;
 }
 
-static const us_st_tensor *find(const us_gemma3_weights *w, const char *canon, const char **file)
+static const char *const part_prefixes[][5] = {
+    [US_GEMMA3_PART_TEXT] = {"model.", "model.language_model.", "language_model.model.", NULL},
+    [US_GEMMA3_PART_VISION] = {"vision_tower.vision_model.", "model.vision_tower.vision_model.", "vision_tower.",
+                               "model.vision_tower.", NULL},
+    [US_GEMMA3_PART_PROJECTOR] = {"multi_modal_projector.", "model.multi_modal_projector.", NULL},
+};
+
+/* Whether a stored tensor name is prefix + canon for one of part's prefixes. */
+static int name_matches(const char *stored, us_gemma3_part part, const char *canon)
+{
+    if (part == US_GEMMA3_PART_TEXT) return !strcmp(canonical(stored), canon);
+    for (const char *const *p = part_prefixes[part]; *p; p++) {
+        size_t n = strlen(*p);
+        if (!strncmp(stored, *p, n) && !strcmp(stored + n, canon)) return 1;
+    }
+    return 0;
+}
+
+static const us_st_tensor *find(const us_gemma3_weights *w, us_gemma3_part part, const char *canon, const char **file)
 {
     for (int f = 0; f < w->n_files; f++) {
         const us_safetensors *st = w->files[f];
         for (int i = 0; i < us_safetensors_count(st); i++) {
             const us_st_tensor *t = us_safetensors_at(st, i);
-            if (!strcmp(canonical(t->name), canon)) {
+            if (name_matches(t->name, part, canon)) {
                 *file = us_safetensors_path(st);
                 return t;
             }
@@ -69,30 +88,62 @@ static const us_st_tensor *find(const us_gemma3_weights *w, const char *canon, c
     return NULL;
 }
 
-/* Looks up canon and checks its shape is (rows, cols), or (rows) when cols == 0. */
-static us_status get_tensor(const us_gemma3_weights *w, const char *dir, const char *canon, int64_t rows, int64_t cols,
-                            const us_st_tensor **out, const char **file, us_error *err)
+static void shape_text(char *out, size_t cap, int ndim, const int64_t *shape)
 {
-    const us_st_tensor *t = find(w, canon, file);
-    if (!t) return us_error_set(err, US_ERR_FORMAT, "%s: tensor \"%s\" is missing (looked for it under the prefixes "
-                                "model., model.language_model., language_model.model.)", dir, canon);
+    size_t n = (size_t)snprintf(out, cap, "[");
+    for (int i = 0; i < ndim && n < cap - 24; i++)
+        n += (size_t)snprintf(out + n, cap - n, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    snprintf(out + n, cap - n, "]");
+}
+
+/* Looks up canon in part and checks its shape is shape[0, ndim). */
+static us_status get_tensor_nd(const us_gemma3_weights *w, const char *dir, us_gemma3_part part, const char *canon,
+                               int ndim, const int64_t *shape, const us_st_tensor **out, const char **file,
+                               us_error *err)
+{
+    const us_st_tensor *t = find(w, part, canon, file);
+    if (!t) {
+        char pre[200];
+        size_t n = 0;
+        pre[0] = '\0';
+        for (const char *const *p = part_prefixes[part]; *p; p++)
+            n += (size_t)snprintf(pre + n, sizeof pre - n, "%s%s", n ? ", " : "", *p);
+        return us_error_set(err, US_ERR_FORMAT, "%s: tensor \"%s\" is missing (looked for it under the prefixes %s)",
+                            dir, canon, pre);
+    }
     if (t->dtype < 0)
         return us_error_set(err, US_ERR_UNSUPPORTED, "%s: tensor \"%s\" has dtype %s (F32, F16 or BF16 expected)", *file,
                             t->name, t->dtype_name);
-    int want_ndim = cols ? 2 : 1;
-    if (t->ndim != want_ndim || t->shape[0] != rows || (cols && t->shape[1] != cols)) {
-        char got[128] = "[";
-        size_t n = 1;
-        for (int i = 0; i < t->ndim && n < sizeof got - 24; i++)
-            n += (size_t)snprintf(got + n, sizeof got - n, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
-        snprintf(got + n, sizeof got - n, "]");
-        if (cols)
-            return us_error_set(err, US_ERR_FORMAT, "%s: tensor \"%s\" has shape %s, the config implies [%lld, %lld]",
-                                *file, t->name, got, (long long)rows, (long long)cols);
-        return us_error_set(err, US_ERR_FORMAT, "%s: tensor \"%s\" has shape %s, the config implies [%lld]", *file,
-                            t->name, got, (long long)rows);
+    int same = t->ndim == ndim;
+    for (int i = 0; i < ndim && same; i++) same = t->shape[i] == shape[i];
+    if (!same) {
+        char got[128], want[128];
+        shape_text(got, sizeof got, t->ndim, t->shape);
+        shape_text(want, sizeof want, ndim, shape);
+        return us_error_set(err, US_ERR_FORMAT, "%s: tensor \"%s\" has shape %s, the config implies %s", *file, t->name,
+                            got, want);
     }
     *out = t;
+    return US_OK;
+}
+
+/* The text decoder's (rows, cols) matrices, or (rows) vectors when cols == 0. */
+static us_status get_tensor(const us_gemma3_weights *w, const char *dir, const char *canon, int64_t rows, int64_t cols,
+                            const us_st_tensor **out, const char **file, us_error *err)
+{
+    const int64_t shape[2] = {rows, cols};
+    return get_tensor_nd(w, dir, US_GEMMA3_PART_TEXT, canon, cols ? 2 : 1, shape, out, file, err);
+}
+
+us_status us_gemma3_weights_tensor(const us_gemma3_weights *w, const char *dir, us_gemma3_part part, const char *name,
+                                   int ndim, const int64_t *shape, const void **data, us_dtype *dtype, us_error *err)
+{
+    const us_st_tensor *t;
+    const char *file;
+    us_status s = get_tensor_nd(w, dir, part, name, ndim, shape, &t, &file, err);
+    if (s) return s;
+    *data = t->data;
+    *dtype = (us_dtype)t->dtype;
     return US_OK;
 }
 
@@ -255,7 +306,7 @@ us_status us_gemma3_weights_load(const char *dir, us_gemma3_weights **out, us_er
     if ((s = get_mat(w, dir, "embed_tokens.weight", c->vocab_size, C, &w->embed, err))) goto fail;
     if ((s = get_norm(w, dir, "norm.weight", C, w->final_norm, err))) goto fail;
     const char *lm_file;
-    const us_st_tensor *lm = find(w, "lm_head.weight", &lm_file);
+    const us_st_tensor *lm = find(w, US_GEMMA3_PART_TEXT, "lm_head.weight", &lm_file);
     if (lm && !c->tie_word_embeddings) {
         if ((s = get_mat(w, dir, "lm_head.weight", c->vocab_size, C, &w->lm_head, err))) goto fail;
     } else if (!c->tie_word_embeddings) {
@@ -291,6 +342,13 @@ us_status us_gemma3_weights_load(const char *dir, us_gemma3_weights **out, us_er
     if (w->embed.dtype == US_BF16) scale = us_bf16_to_f32(us_f32_to_bf16(scale));
     if (w->embed.dtype == US_F16) scale = us_f16_to_f32(us_f32_to_f16(scale));
     w->embed_scale = scale;
+
+    /* a Gemma3ForConditionalGeneration: the vision tower and the projector */
+    int has_vision = 0;
+    us_siglip_config vc;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if ((s = us_gemma3_vision_config_load(path, &has_vision, &vc, err))) goto fail;
+    if (has_vision && (s = us_gemma3_vision_load(w, dir, &vc, err))) goto fail;
     *out = w;
     return US_OK;
 fail:
@@ -313,6 +371,7 @@ void us_gemma3_weights_free(us_gemma3_weights **pw)
     us_gguf_close(&g);
     free(w->layers);
     free(w->norm_block);
+    us_gemma3_vision_free(&w->vision);
     free(w);
     *pw = NULL;
 }

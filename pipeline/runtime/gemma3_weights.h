@@ -2,7 +2,9 @@
  *
  * Reads <dir>/config.json and <dir>/model.safetensors, or the shards listed by
  * <dir>/model.safetensors.index.json. Tensor names are normalised (the prefixes model.,
- * model.language_model., language_model.model. are dropped; vision tensors are ignored). Matrices
+ * model.language_model., language_model.model. are dropped). A Gemma3ForConditionalGeneration
+ * directory (config.json with a "vision_config") also gets its vision tower and projector, in
+ * w->vision (gemma3_vision.h), under whichever prefixes its transformers version wrote. Matrices
  * stay in their stored dtype (f32, f16 or bf16) inside the mapping and are converted to f32 a tile at
  * a time where used; only the small RMSNorm vectors are copied, as f32 (1 + w). Every shape is
  * checked against the config; messages name the file and the tensor. */
@@ -40,6 +42,7 @@ typedef struct us_gemma3_weights {
     float *final_norm;     /* (C): 1 + w */
     us_gemma3_layer *layers;
     float embed_scale;     /* sqrt(C) rounded to the embedding dtype */
+    struct us_gemma3_vision *vision; /* the image path (gemma3_vision.h); NULL for text-only checkpoints */
     /* private */
     void **files;          /* us_safetensors * */
     int n_files;
@@ -64,6 +67,18 @@ void us_gemma3_weights_free(us_gemma3_weights **w);
 /* For the loaders: allocates w->layers and the norm vectors' one block for w->cfg and points
  * final_norm and every layer's norms into it. */
 us_status us_gemma3_weights_alloc_layers(us_gemma3_weights *w, us_error *err);
+
+/* The parts of a checkpoint, whose tensor names carry different prefixes:
+ *   TEXT       (none), model., model.language_model., language_model.model., language_model.
+ *   VISION     vision_tower.vision_model., model.vision_tower.vision_model., vision_tower., model.vision_tower.
+ *   PROJECTOR  multi_modal_projector., model.multi_modal_projector. */
+typedef enum { US_GEMMA3_PART_TEXT, US_GEMMA3_PART_VISION, US_GEMMA3_PART_PROJECTOR } us_gemma3_part;
+
+/* For the loaders: the tensor `name` (without prefix) of part, in the safetensors files of w (loaded from
+ * dir), checked to be F32, F16 or BF16 with shape[0, ndim); its data (inside the mapping) and dtype.
+ * Errors name dir (missing) or the file, and the tensor with both shapes. */
+us_status us_gemma3_weights_tensor(const us_gemma3_weights *w, const char *dir, us_gemma3_part part, const char *name,
+                                   int ndim, const int64_t *shape, const void **data, us_dtype *dtype, us_error *err);
 
 /* Row r of m as f32 (cols floats). */
 void us_gemma3_mat_row(const us_gemma3_mat *m, int64_t r, float *out);
