@@ -57,6 +57,13 @@ static us_status ask(us_gemma3_model *m, const us_llm *llm, const char *instruct
     us_gemma3_reset(m);
     if (!s) s = us_generate(m, llm, ids, n, &p->gen, hooks, &r, err);
     if (!s) s = us_llm_decode(llm, r.ids, r.n, out, err);
+    if (!s) { /* trim the blank lines and indentation a model opens or closes with */
+        char *t = *out, *b = t, *e = t + strlen(t);
+        while (*b && strchr(" \t\r\n", *b)) b++;
+        while (e > b && strchr(" \t\r\n", e[-1])) e--;
+        memmove(t, b, (size_t)(e - b));
+        t[e - b] = '\0';
+    }
     if (!s) {
         add_stats(st, &r);
         *out_tokens = r.n;

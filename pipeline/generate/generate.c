@@ -38,7 +38,14 @@ double us_gen_decode_tps(const us_gen_result *r)
 static double now_ms(void) { return 1e3 * omp_get_wtime(); }
 
 us_status us_generate(us_gemma3_model *m, const us_llm *llm, const int32_t *prompt, int64_t n,
-                      const us_gen_params *pp, const us_gen_hooks *hooks, us_gen_result *out, us_error *err)
+                      const us_gen_params *p, const us_gen_hooks *hooks, us_gen_result *out, us_error *err)
+{
+    return us_generate_embeds(m, llm, prompt, n, NULL, 0, p, hooks, out, err);
+}
+
+us_status us_generate_embeds(us_gemma3_model *m, const us_llm *llm, const int32_t *prompt, int64_t n,
+                             const float *image_embeds, int64_t n_image_tokens, const us_gen_params *pp,
+                             const us_gen_hooks *hooks, us_gen_result *out, us_error *err)
 {
     memset(out, 0, sizeof *out);
     const us_gen_params p = pp ? *pp : us_gen_params_default();
@@ -64,12 +71,27 @@ us_status us_generate(us_gemma3_model *m, const us_llm *llm, const int32_t *prom
     const us_gemma3_attn_stats a0 = us_gemma3_attn_stats_get(m);
     out->prompt_tokens = n;
     const double t0 = now_ms();
-    for (int64_t i = 0; i < n; i += p.prefill_chunk) {
-        const int64_t k = n - i < p.prefill_chunk ? n - i : p.prefill_chunk;
+    int64_t rows = 0; /* image rows consumed */
+    for (int64_t i = 0, k; i < n; i += k) {
+        k = us_gemma3_chunk_len(c, prompt + i, n - i, p.prefill_chunk);
+        int64_t img = 0;
+        for (int64_t t = i; t < i + k; t++) img += prompt[t] == c->image_token_id;
+        if (rows + img > n_image_tokens) {
+            s = us_error_set(err, US_ERR_INVALID, "the prompt has more image tokens than the %lld image rows given",
+                             (long long)n_image_tokens);
+            goto fail;
+        }
         const int want = i + k == n && p.max_tokens > 0;
-        s = us_gemma3_forward(m, prompt + i, k, want, logits, err);
+        s = us_gemma3_forward_embeds(m, prompt + i, k, img ? image_embeds + rows * c->hidden_size : NULL, img, want,
+                                     logits, err);
         if (s) goto fail;
+        rows += img;
         if (h.on_prefill) h.on_prefill(h.user, i + k, n);
+    }
+    if (rows != n_image_tokens) {
+        s = us_error_set(err, US_ERR_INVALID, "%lld image rows given for %lld image tokens in the prompt",
+                         (long long)n_image_tokens, (long long)rows);
+        goto fail;
     }
     out->prefill_ms = now_ms() - t0;
     us_gemma3_attn_stats a1 = us_gemma3_attn_stats_get(m);

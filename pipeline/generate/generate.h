@@ -53,6 +53,12 @@ typedef struct {
  * error *out holds nothing to free. */
 us_status us_generate(us_gemma3_model *m, const us_llm *llm, const int32_t *prompt, int64_t n,
                       const us_gen_params *p, const us_gen_hooks *hooks, us_gen_result *out, us_error *err);
+
+/* The same with images: the prompt's runs of image_token_id take, in order, the rows of image_embeds
+ * (n_image_tokens, hidden), as us_gemma3_forward_embeds; prefill never cuts an image. */
+us_status us_generate_embeds(us_gemma3_model *m, const us_llm *llm, const int32_t *prompt, int64_t n,
+                             const float *image_embeds, int64_t n_image_tokens, const us_gen_params *p,
+                             const us_gen_hooks *hooks, us_gen_result *out, us_error *err);
 void us_gen_result_free(us_gen_result *r);
 
 /* Prefill throughput in tokens/s and decode throughput in tokens/s of a result (0 when unmeasured). */

@@ -61,6 +61,9 @@ us_status us_llm_load(const char *path, us_llm **out, us_error *err)
             char tp[1100];
             snprintf(tp, sizeof tp, "%s/tokenizer.model", path);
             s = us_tokenizer_load(tp, &l->tok, err);
+            /* tokenizer.model lacks the image soft token that a vision checkpoint's prompts carry */
+            if (!s && l->w->vision && us_tokenizer_piece_to_id(l->tok, "<image_soft_token>") < 0)
+                s = us_tokenizer_add_special(l->tok, "<image_soft_token>", l->w->cfg.image_token_id, err);
         }
     }
     if (s) {
