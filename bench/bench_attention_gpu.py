@@ -5,15 +5,19 @@ in one run, on the same inputs and the same GPU.
   python3 bench/bench_attention_gpu.py [--bin build/bin/unisparse] [--sizes 8192,32768,131072]
                                        [--shapes 32x8x128,8x4x256,4x1x256] [--repeat 20] [--out FILE]
 
-For each (N, Hq x Hkv x d) it runs `unisparse attn --device cuda` (which times our dense kernel and
-UniSparse, estimation and attention apart, with device events, median of --repeat warm runs, and
-saves the input and UniSparse's block selection), then times on that same input:
+For each (N, Hq x Hkv x d) it runs `unisparse attn --device cuda` (which times our dense kernel,
+UniSparse and the XAttention and FlexPrefill baselines, estimation and attention apart, all on the
+device, with device events, median of --repeat warm runs, and saves the input and UniSparse's block
+selection), then times on that same input:
   sdpa-flash   PyTorch SDPA, flash backend (FlashAttention-2 class)
   sdpa-cudnn   PyTorch SDPA, cuDNN backend (FlashAttention-3 class)
   flex-sparse  FlexAttention given the very block mask UniSparse chose
-all causal, bf16. It prints one Markdown table: ms, TFLOP/s (dense causal FLOPs over time, called
-effective for the sparse rows), density and rel_err (against our dense for our rows, against
-sdpa-flash for flex-sparse). Needs an NVIDIA GPU, PyTorch with CUDA, and the safetensors package.
+all causal, bf16. It prints one Markdown table: total ms (estimation + attention), est_ms and
+attn_ms for our rows, TFLOP/s (dense causal FLOPs over the total time, "effective" for the sparse
+rows) and attn TFLOP/s (the same over the attention time alone: the kernel comparison with
+flex-sparse on the same mask), density and rel_err (against our dense for our rows, against
+sdpa-flash for the others). Our rows name the attention kernel that ran (wgmma or mma). Needs an
+NVIDIA GPU, PyTorch with CUDA, and the safetensors package.
 """
 import argparse
 import json
@@ -101,7 +105,7 @@ def run_config(args, n, hq, hkv, d, tmp):
     qkv = os.path.join(tmp, "qkv.safetensors")
     sel = os.path.join(tmp, "selection.safetensors")
     cmd = [args.bin, "attn", "--synthetic", args.kind, "--n", str(n), "--heads", str(hq), "--kv-heads", str(hkv),
-           "--head-dim", str(d), "--device", "cuda", "--methods", "dense,unisparse", "--repeat", str(args.repeat),
+           "--head-dim", str(d), "--device", "cuda", "--methods", args.methods, "--repeat", str(args.repeat),
            "--json", "--save-qkv", qkv, "--save-selection", sel]
     run = subprocess.run(cmd, capture_output=True, text=True)
     if run.returncode != 0:
@@ -114,11 +118,12 @@ def run_config(args, n, hq, hkv, d, tmp):
     kx, vx = k.repeat_interleave(hq // hkv, dim=1), v.repeat_interleave(hq // hkv, dim=1)
     flops = causal_flops(n, hq, d)
     rows = []
-    for name in ("dense", "unisparse"):
+    for name in args.methods.split(","):
         r = ours[name]
         total = r["est_ms"] + r["attn_ms"]
-        rows.append(dict(method="ours-" + name, ms=total, est_ms=r["est_ms"], attn_ms=r["attn_ms"],
-                         tflops=flops / total / 1e9, density=r["density"], rel_err=r["rel_err"]))
+        rows.append(dict(method=f"ours-{name} ({r.get('kernel', '?')})", ms=total, est_ms=r["est_ms"],
+                         attn_ms=r["attn_ms"], tflops=flops / total / 1e9, attn_tflops=flops / r["attn_ms"] / 1e9,
+                         density=r["density"], rel_err=r["rel_err"]))
     ref = None
     for name, backend in (("sdpa-flash", SDPBackend.FLASH_ATTENTION), ("sdpa-cudnn", SDPBackend.CUDNN_ATTENTION)):
         try:
@@ -128,7 +133,7 @@ def run_config(args, n, hq, hkv, d, tmp):
                 ms = timed(fn, args.repeat)
             if ref is None:
                 ref = out_b
-            rows.append(dict(method=name, ms=ms, tflops=flops / ms / 1e9, density=1.0,
+            rows.append(dict(method=name, ms=ms, tflops=flops / ms / 1e9, attn_tflops=flops / ms / 1e9, density=1.0,
                              rel_err=rel_err(out_b, ref)))
         except Exception as e:  # a backend that refuses the shape is reported, not fatal
             rows.append(dict(method=name, error=str(e).splitlines()[0][:80]))
@@ -139,7 +144,8 @@ def run_config(args, n, hq, hkv, d, tmp):
         fn = lambda: flex(q, kx, vx, block_mask=bm)
         out_f = fn()
         ms = timed(fn, args.repeat)
-        rows.append(dict(method="flex-sparse", ms=ms, tflops=flops / ms / 1e9, density=ours["unisparse"]["density"],
+        rows.append(dict(method="flex-sparse", ms=ms, tflops=flops / ms / 1e9, attn_tflops=flops / ms / 1e9,
+                         density=ours["unisparse"]["density"],
                          rel_err=rel_err(out_f, ref) if ref is not None else float("nan")))
     except Exception as e:
         rows.append(dict(method="flex-sparse", error=str(e).splitlines()[0][:80]))
@@ -152,14 +158,17 @@ def main():
     ap.add_argument("--sizes", default="8192,32768,131072")
     ap.add_argument("--shapes", default="32x8x128,8x4x256,4x1x256")
     ap.add_argument("--kind", default="mixed")
+    ap.add_argument("--methods", default="dense,unisparse,xattention,flexprefill",
+                    help="our methods (dense and unisparse are required: the reference and the mask for flex-sparse)")
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--out", help="also write the rows as JSON lines here")
     args = ap.parse_args()
     gpu = torch.cuda.get_device_name()
     print(f"GPU: {gpu}; torch {torch.__version__}; input synthetic:{args.kind}; bf16, causal; "
           f"median of {args.repeat} warm runs\n")
-    print("| N | Hq/Hkv/d | method | ms | TFLOP/s | density | est_ms | attn_ms | speedup vs sdpa-flash | rel_err |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| N | Hq/Hkv/d | method | ms | est_ms | attn_ms | TFLOP/s | attn TFLOP/s | density | speedup vs sdpa-flash "
+          "| rel_err |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     sink = open(args.out, "w") if args.out else None
     with tempfile.TemporaryDirectory() as tmp:
         for shape in args.shapes.split(","):
@@ -168,18 +177,18 @@ def main():
                 try:
                     rows = run_config(args, n, hq, hkv, d, tmp)
                 except Exception as e:  # one failing size is reported; the others still run
-                    print(f"| {n} | {shape} | all | failed: {str(e)[:200]} | | | | | | |")
+                    print(f"| {n} | {shape} | all | failed: {str(e)[:200]} | | | | | | | |")
                     continue
                 flash = next((r["ms"] for r in rows if r["method"] == "sdpa-flash" and "ms" in r), None)
                 for r in rows:
                     if "error" in r:
-                        print(f"| {n} | {shape} | {r['method']} | failed: {r['error']} | | | | | | |")
+                        print(f"| {n} | {shape} | {r['method']} | failed: {r['error']} | | | | | | | |")
                         continue
                     speed = f"{flash / r['ms']:.2f}x" if flash else "-"
                     est = f"{r['est_ms']:.3f}" if "est_ms" in r else ""
                     att = f"{r['attn_ms']:.3f}" if "attn_ms" in r else ""
-                    print(f"| {n} | {shape} | {r['method']} | {r['ms']:.3f} | {r['tflops']:.0f} | {r['density']:.3f} "
-                          f"| {est} | {att} | {speed} | {r['rel_err']:.2e} |")
+                    print(f"| {n} | {shape} | {r['method']} | {r['ms']:.3f} | {est} | {att} | {r['tflops']:.0f} "
+                          f"| {r['attn_tflops']:.0f} | {r['density']:.3f} | {speed} | {r['rel_err']:.2e} |")
                     if sink:
                         sink.write(json.dumps(dict(r, n=n, shape=shape, gpu=gpu)) + "\n")
                 sys.stdout.flush()

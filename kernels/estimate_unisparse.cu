@@ -27,13 +27,9 @@
  *    whole tiles (ck = 1: 128 or 64 keys) the reduction stays in registers (quad shuffles, one
  *    ex2.approx per score); smaller blocks (ck > 1) go through a shared-memory score tile.
  *
- * 3. select_kernel: one CTA (256 threads) per selection row (e, query block i). It merges the
- *    chunk totals into each composite row's max and sum, averages the normalised mass of the
- *    block's rows per key block (the CPU's importance; coalesced reads, shuffle sums), then applies
- *    us_select_row_by_mass: forced sink / diagonal / local blocks, the other visible blocks sorted
- *    by importance (bitonic sort of 64-bit keys importance:~index in shared memory, warp-synchronous
- *    stages for distances <= 32), a prefix sum in double to the first count whose mass reaches tau,
- *    min/max floors, and an ascending compaction into the us_selection layout.
+ * 3. the shared selection rule (select_mass.cu): per selection row, the importance of each key
+ *    block from the partials, then us_select_row_by_mass (forced blocks, sort, cumulative tau,
+ *    floors, compaction).
  *
  * Scratch (plan->est_scratch): qc hi/lo, kc when pooled, the partials (n_indices * (S / cq)
  * float2: the selection's own layout times the composite rows per query block, about 270 MB at
@@ -42,99 +38,16 @@
  * Measured on an H100 (bf16, causal, 32/8 heads, d 128, defaults): 0.65 ms at 32K tokens, 7.4 ms
  * at 128K (pooling 0.37, scores ~6.5 with the tensor pipe ~50% busy, selection ~0.45).
  */
-#include "plan.h"
-
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <stdint.h>
+#include "estimate_common.cuh"
 
 namespace {
+
+using namespace us_est;
 
 constexpr int kRows = 64;         /* composite query rows per score CTA */
 constexpr int kScoreThreads = 128; /* 4 warps x 16 rows */
 constexpr int kChunk = 4096;      /* composite keys per score CTA (a multiple of every tile and block) */
-constexpr int kSelThreads = 256;
-constexpr int kMaxSort = 16384;   /* visible key blocks a selection row may have */
 constexpr int kPoolThreads = 256;
-
-/* ---- small device helpers --------------------------------------------------------------------- */
-
-template <typename T> struct Conv;
-template <> struct Conv<__nv_bfloat16> {
-    static __device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
-    static __device__ __forceinline__ __nv_bfloat16 from_f(float x) { return __float2bfloat16_rn(x); }
-};
-template <> struct Conv<__half> {
-    static __device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
-    static __device__ __forceinline__ __half from_f(float x) { return __float2half_rn(x); }
-};
-
-__device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
-
-/* 16 bytes global -> shared; src_bytes 0 writes zeros (src must still be a valid address). */
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, int src_bytes)
-{
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
-
-__device__ __forceinline__ void ldsm_x4(uint32_t r[4], uint32_t addr)
-{
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(addr));
-}
-
-template <typename T> __device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1);
-template <> __device__ __forceinline__ void mma16816<__nv_bfloat16>(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
-{
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-                 "{%8, %9}, {%0, %1, %2, %3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-template <> __device__ __forceinline__ void mma16816<__half>(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
-{
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-                 "{%8, %9}, {%0, %1, %2, %3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-/* Byte offset of 16-byte chunk c of row r in a [rows, D] tile of 2-byte elements, XOR-swizzled so
- * that the 8 rows an ldmatrix phase reads hit 8 different bank groups. */
-template <int D> __device__ __forceinline__ uint32_t swz(int r, int c)
-{
-    return (uint32_t)(r * (D * 2) + ((c ^ (r & 7)) << 4));
-}
-
-/* Visible composite keys of composite query u (0 past the last one). */
-__device__ __forceinline__ int row_nv(const int32_t *__restrict__ limit, int u, int nqc, int cq, int ck, int64_t nq,
-                                      int nkc)
-{
-    if (u < 0 || u >= nqc) return 0;
-    int64_t last = (int64_t)(u + 1) * cq;
-    if (last > nq) last = nq;
-    int64_t nv = (int64_t)limit[last - 1] / ck + 1;
-    return (int)(nv < nkc ? nv : nkc);
-}
-
-/* 2^x, ~2 ulp; flushes results below 2^-126 to zero as the CPU's us_exp2f does; 2^-inf = 0. */
-__device__ __forceinline__ float ex2(float x)
-{
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-    return y;
-}
-
-/* (max, sum of exp2(x - max)) pairs, merged. */
-__device__ __forceinline__ float2 ms_merge(float2 a, float2 b)
-{
-    float m = fmaxf(a.x, b.x);
-    if (m == -INFINITY) return make_float2(-INFINITY, 0.0f);
-    return make_float2(m, a.y * ex2(a.x - m) + b.y * ex2(b.x - m));
-}
 
 /* ---- 1. pooling ----------------------------------------------------------------------------------- */
 
@@ -450,243 +363,7 @@ __global__ void __launch_bounds__(kScoreThreads, (D <= 128 && !KSPLIT) ? 4 : 2) 
         p.rowpart[((int64_t)e * p.nqc + u0 + tid) * nch + blockIdx.y] = s_tot[tid];
 }
 
-/* ---- 3. selection ----------------------------------------------------------------------------- */
-
-struct SelectParams {
-    const float2 *part, *rowpart;
-    int n_chunks, chunk;
-    const int32_t *limit;
-    const int64_t *row_offset;
-    const int32_t *visible;
-    int32_t *counts, *indices;
-    int n_qblocks, nqc, nkc, cq, ck, R, G, S;
-    int64_t nq, q_offset;
-    float tau;
-    int sink_blocks, local_blocks, min_blocks, max_blocks;
-    int row_union; /* 1: one cover per composite row, kept blocks = their union */
-};
-
-/* Exclusive block scan of v; *total (all threads) gets the block sum. sh: 32 entries. */
-template <typename V> __device__ V block_excl_scan(V v, V *sh, V *total)
-{
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nw = blockDim.x / 32;
-    V x = v;
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-        V y = __shfl_up_sync(0xffffffffu, x, o);
-        if (lane >= o) x += y;
-    }
-    if (lane == 31) sh[warp] = x;
-    __syncthreads();
-    if (warp == 0) {
-        V w = lane < nw ? sh[lane] : (V)0;
-#pragma unroll
-        for (int o = 1; o < 32; o <<= 1) {
-            V y = __shfl_up_sync(0xffffffffu, w, o);
-            if (lane >= o) w += y;
-        }
-        sh[lane] = w;
-    }
-    __syncthreads();
-    V pre = (warp > 0 ? sh[warp - 1] : (V)0) + x - v;
-    *total = sh[nw - 1];
-    __syncthreads();
-    return pre;
-}
-
-__global__ void __launch_bounds__(kSelThreads) select_kernel(const SelectParams p)
-{
-    extern __shared__ __align__(128) unsigned char sel_smem[];
-    __shared__ float2 red[kSelThreads];
-    __shared__ float s_max[128], s_coef[128];
-    __shared__ int s_nb[128], s_nch[128];
-    __shared__ double s_dsh[32];
-    __shared__ int s_ish[32];
-    __shared__ int s_ktau;
-
-    const int tid = threadIdx.x;
-    const int64_t r = blockIdx.x;
-    const int i = (int)(r % p.n_qblocks);
-    const int vis = p.visible[i];
-    int P = 1;
-    while (P < vis) P <<= 1;
-    unsigned long long *keys = reinterpret_cast<unsigned long long *>(sel_smem); /* [P] */
-    int *flag = reinterpret_cast<int *>(keys + P);                          /* [P] */
-    const int64_t row_off = p.row_offset[r];
-    const int R = p.R, u0 = i * R, Ri = min(R, p.nqc - u0);
-    const float2 *part = p.part + row_off * R;
-    const int e = (int)(r / p.n_qblocks);
-    const float2 *rowpart = p.rowpart + ((int64_t)e * p.nqc + u0) * p.n_chunks;
-
-    /* composite rows of the block: visible key blocks, then max and sum over all of them (from the
-     * per-chunk totals of the score kernel) */
-    if (tid < Ri) {
-        int nv = row_nv(p.limit, u0 + tid, p.nqc, p.cq, p.ck, p.nq, p.nkc);
-        s_nb[tid] = (nv + p.G - 1) / p.G;
-        s_nch[tid] = (nv + p.chunk - 1) / p.chunk;
-    }
-    __syncthreads();
-    {
-        const int ur = tid % R; /* kSelThreads % R == 0: each thread stays on one row */
-        float2 acc = make_float2(-INFINITY, 0.0f);
-        if (ur < Ri) {
-            const int nch = s_nch[ur];
-            for (int k = tid / R; k < nch; k += kSelThreads / R)
-                acc = ms_merge(acc, rowpart[(int64_t)ur * p.n_chunks + k]);
-        }
-        red[tid] = acc;
-    }
-    __syncthreads();
-    if (tid < Ri) {
-        float2 acc = red[tid];
-        for (int x = tid + R; x < kSelThreads; x += R) acc = ms_merge(acc, red[x]);
-        s_max[tid] = acc.x;
-        s_coef[tid] = (1.0f / (float)Ri) / acc.y;
-    }
-    __syncthreads();
-
-    /* importance, forced blocks, sort keys (importance bits : ~index; forced and padding = 0) */
-    const int64_t p0 = p.q_offset + (int64_t)i * p.S;
-    const int64_t p1 = p.q_offset + min((int64_t)(i + 1) * p.S, p.nq) - 1;
-    const int d_last = (int)min(p1 / p.S, (int64_t)vis - 1);
-    const int d_first = (int)min(p0 / p.S, (int64_t)d_last);
-    const int f_lo = max(0, d_first - p.local_blocks), n_sink = min(p.sink_blocks, vis);
-    /* kept flags start with the forced blocks; each pass adds its candidates (one pass, or one per
-     * composite row with the row-union rule) */
-    for (int b = tid; b < vis; b += kSelThreads) flag[b] = b < n_sink || (b >= f_lo && b <= d_last);
-    __syncthreads();
-    const int passes = p.row_union ? Ri : 1;
-    for (int pass = 0; pass < passes; pass++) {
-        double fmass = 0.0;
-        int fcount = 0;
-        auto set_key = [&](int b, float imp) {
-            unsigned long long key = 0ull;
-            if (b < vis) {
-                const bool forced = b < n_sink || (b >= f_lo && b <= d_last);
-                if (forced) {
-                    fmass += (double)imp;
-                    fcount++;
-                } else {
-                    key = ((unsigned long long)__float_as_uint(imp) << 32) | (unsigned long long)(0xffffffffu - (unsigned)b);
-                }
-            }
-            keys[b] = key;
-        };
-        if (p.row_union) {
-            /* this pass's composite row alone, normalised to its own total */
-            const float coef = s_coef[pass] * (float)Ri;
-            for (int b = tid; b < P; b += kSelThreads) {
-                float imp = 0.0f;
-                if (b < vis && b < s_nb[pass]) {
-                    const float2 v = part[(int64_t)b * R + pass];
-                    imp = v.y * ex2(v.x - s_max[pass]) * coef;
-                }
-                set_key(b, imp);
-            }
-        } else if (R <= 32) {
-            /* coalesced: thread x reads entry (b, ur) = (x / R, x % R); the R lanes of b sum by shuffles */
-            for (int x0 = 0; x0 < P * R; x0 += kSelThreads) {
-                const int x = x0 + tid, b = x / R, ur = x % R;
-                float c = 0.0f;
-                if (b < vis && ur < Ri && b < s_nb[ur]) {
-                    const float2 v = part[x];
-                    c = v.y * ex2(v.x - s_max[ur]) * s_coef[ur];
-                }
-                for (int o = R / 2; o > 0; o >>= 1) c += __shfl_xor_sync(0xffffffffu, c, o);
-                if (ur == 0 && b < P) set_key(b, c);
-            }
-        } else {
-            for (int b = tid; b < P; b += kSelThreads) {
-                float imp = 0.0f;
-                if (b < vis)
-                    for (int ur = 0; ur < Ri; ur++)
-                        if (b < s_nb[ur]) {
-                            const float2 v = part[(int64_t)b * R + ur];
-                            imp += v.y * ex2(v.x - s_max[ur]) * s_coef[ur];
-                        }
-                set_key(b, imp);
-            }
-        }
-        {
-            double ft;
-            int fc;
-            (void)block_excl_scan<double>(fmass, s_dsh, &ft);
-            (void)block_excl_scan<int>(fcount, s_ish, &fc);
-            fmass = ft, fcount = fc;
-        }
-        const int n_cand = vis - fcount;
-
-        /* bitonic sort, descending (ties: ascending index). A stage of distance jj <= 32 pairs
-         * elements inside the 64-element segment of one warp (threads t .. t + 31 own elements
-         * 2 t' - (t' & (jj - 1)) and that plus jj), so only stages of larger distance need the block. */
-        for (int k = 2; k <= P; k <<= 1)
-            for (int jj = k >> 1; jj > 0; jj >>= 1) {
-                for (int t = tid; t < P / 2; t += kSelThreads) {
-                    const int a = 2 * t - (t & (jj - 1)), b = a + jj;
-                    const unsigned long long x = keys[a], y = keys[b];
-                    if ((x < y) == ((a & k) == 0)) keys[a] = y, keys[b] = x;
-                }
-                const int next = jj > 1 ? jj >> 1 : k; /* distance of the next stage */
-                /* a stage of distance > 32 writes across warps' segments, so the stage after it needs
-                 * the block barrier too, whatever its own distance */
-                if (next > 32 || jj > 32)
-                    __syncthreads();
-                else
-                    __syncwarp();
-            }
-        __syncthreads();
-
-        /* the smallest count of candidates whose mass, added to the forced blocks', reaches tau */
-        const bool keep_all = p.tau >= 1.0f;
-        const double tau = (double)p.tau;
-        if (tid == 0) s_ktau = (keep_all || fmass < tau) ? n_cand : 0;
-        __syncthreads();
-        if (!keep_all && fmass < tau) {
-            const int items = (n_cand + kSelThreads - 1) / kSelThreads;
-            const int c_begin = min(tid * items, n_cand), c_end = min(c_begin + items, n_cand);
-            double local = 0.0, total;
-            for (int c = c_begin; c < c_end; c++) local += (double)__uint_as_float((unsigned)(keys[c] >> 32));
-            double run = fmass + block_excl_scan<double>(local, s_dsh, &total);
-            for (int c = c_begin; c < c_end; c++) {
-                run += (double)__uint_as_float((unsigned)(keys[c] >> 32));
-                if (run >= tau) {
-                    atomicMin(&s_ktau, c + 1);
-                    break;
-                }
-            }
-        }
-        __syncthreads();
-        const int ceiling = p.max_blocks > 0 ? p.max_blocks : vis;
-        int K = max(s_ktau, p.min_blocks - fcount);
-        K = min(K, ceiling - fcount);
-        K = max(0, min(K, n_cand));
-
-        /* this pass's candidates join the kept flags */
-        for (int c = tid; c < K; c += kSelThreads) flag[0xffffffffu - (unsigned)(keys[c] & 0xffffffffull)] = 1;
-        __syncthreads(); /* keys, s_ktau and the scans are reused by the next pass */
-    }
-    __syncthreads();
-    {
-        const int items = (vis + kSelThreads - 1) / kSelThreads;
-        const int b_begin = min(tid * items, vis), b_end = min(b_begin + items, vis);
-        int local = 0, total;
-        for (int b = b_begin; b < b_end; b++) local += flag[b];
-        int pos = block_excl_scan<int>(local, s_ish, &total);
-        int32_t *out = p.indices + row_off;
-        for (int b = b_begin; b < b_end; b++)
-            if (flag[b]) out[pos++] = b;
-        if (tid == 0) p.counts[r] = total;
-    }
-}
-
 /* ---- host side ---------------------------------------------------------------------------------- */
-
-size_t align256(size_t x) { return (x + 255) & ~(size_t)255; }
-
-bool aligned16(const us_tensor *t)
-{
-    return ((uintptr_t)t->data % 16) == 0 && t->stride[0] % 8 == 0 && t->stride[1] % 8 == 0;
-}
 
 template <typename T>
 us_status launch_pool(const us_tensor *t, int64_t n_tok, int c, int nh, int64_t n_comp, int n_out_heads, int d,
@@ -759,14 +436,9 @@ us_status us_cuda_select_unisparse(us_cuda_plan *plan, const us_attn_args *a, cu
     if (nqc64 >= INT32_MAX / 2 || nkc64 >= INT32_MAX / 2)
         return us_error_set(err, US_ERR_UNSUPPORTED, "UniSparse GPU estimation: too many tokens");
     const int nqc = (int)nqc64, nkc = (int)nkc64;
-    const int max_vis = plan->h_visible[plan->n_qblocks - 1];
-    int P = 1;
-    while (P < max_vis) P <<= 1;
-    if (P > kMaxSort)
-        return us_error_set(err, US_ERR_UNSUPPORTED,
-                            "UniSparse GPU selection sorts up to %d key blocks per row in shared memory (this call "
-                            "has %d: use a larger block or fewer keys)",
-                            kMaxSort, max_vis);
+    int P;
+    us_status s = sort_width(plan, &P, err);
+    if (s) return s;
 
     /* keys: straight from K (one token of one KV head per composite key, 16-byte aligned), or pooled */
     const bool ksplit = ck > 1 || kv_per_e > 1;
@@ -780,20 +452,8 @@ us_status us_cuda_select_unisparse(us_cuda_plan *plan, const us_attn_args *a, cu
     const int n_chunks = (nkc + chunk - 1) / chunk;
     const size_t rbytes = align256((size_t)ne * (size_t)nqc * (size_t)n_chunks * sizeof(float2));
     const size_t need = 2 * qbytes + (ksplit ? 2 : 1) * kbytes + pbytes + rbytes;
-    if (plan->est_scratch_bytes < need) {
-        /* first call (or a call whose K layout needs pooled keys for the first time) */
-        if (plan->est_scratch) US_CUDA_TRY(err, cudaFree(plan->est_scratch));
-        plan->est_scratch = NULL;
-        plan->est_scratch_bytes = 0;
-        cudaError_t e = cudaMalloc(&plan->est_scratch, need);
-        if (e != cudaSuccess) {
-            plan->est_scratch = NULL;
-            return us_error_set(err, e == cudaErrorMemoryAllocation ? US_ERR_NOMEM : US_ERR_DEVICE,
-                                "UniSparse GPU estimation scratch of %.1f MB: %s", (double)need / 1048576.0,
-                                cudaGetErrorString(e));
-        }
-        plan->est_scratch_bytes = need;
-    }
+    /* first call (or a call whose K layout needs pooled keys for the first time) */
+    if ((s = ensure_scratch(plan, need, "UniSparse", err))) return s;
     unsigned char *base = (unsigned char *)plan->est_scratch;
     void *qh = base, *ql = base + qbytes;
     void *kh = kpool ? base + 2 * qbytes : NULL;
@@ -803,7 +463,6 @@ us_status us_cuda_select_unisparse(us_cuda_plan *plan, const us_attn_args *a, cu
 
     /* 1. pooling */
     const float qmul = plan->scale * 1.4426950408889634f; /* the CPU's scale * US_LOG2E, in float */
-    us_status s;
     if (plan->dtype == US_BF16) {
         s = launch_pool<__nv_bfloat16>(&a->q, plan->nq, cq, ch, nqc, ne, d, qmul, qh, ql, stream, err);
         if (!s && kpool)
@@ -850,10 +509,6 @@ us_status us_cuda_select_unisparse(us_cuda_plan *plan, const us_attn_args *a, cu
     sel.sink_blocks = pp.sink_blocks, sel.local_blocks = pp.local_blocks;
     sel.min_blocks = pp.min_blocks, sel.max_blocks = pp.max_blocks;
     sel.row_union = pp.row_union;
-    const int sel_smem = P * (int)(sizeof(unsigned long long) + sizeof(int));
-    US_CUDA_TRY(err, cudaFuncSetAttribute(select_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, sel_smem));
-    const int64_t rows = (int64_t)plan->n_heads * plan->n_qblocks;
-    select_kernel<<<(unsigned)rows, kSelThreads, sel_smem, stream>>>(sel);
-    US_CUDA_TRY(err, cudaGetLastError());
-    return US_OK;
+    sel.mode = NULL, sel.mode_want = 0;
+    return launch_select_by_mass(sel, (int64_t)plan->n_heads * plan->n_qblocks, P, stream, err);
 }

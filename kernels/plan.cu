@@ -20,8 +20,9 @@ extern "C" us_status us_cuda_plan_create(us_method m, const us_attn_args *a, con
     if (s) return s;
     const int hq = (int)a->q.shape[0], hkv = (int)a->k.shape[0], d = (int)a->q.shape[2];
     if ((s = us_unisparse_params_validate(p, d, hq, hkv, err))) return s;
-    if (m != US_METHOD_DENSE && m != US_METHOD_UNISPARSE)
-        return us_error_set(err, US_ERR_UNSUPPORTED, "method %s is not implemented on the GPU yet (dense, unisparse)",
+    if (m != US_METHOD_DENSE && m != US_METHOD_UNISPARSE && m != US_METHOD_XATTENTION && m != US_METHOD_FLEXPREFILL)
+        return us_error_set(err, US_ERR_UNSUPPORTED,
+                            "method %s is not implemented on the GPU yet (dense, unisparse, xattention, flexprefill)",
                             us_method_name(m));
     if (a->q.dtype == US_F32 || a->k.dtype != a->q.dtype || a->v.dtype != a->q.dtype || a->o.dtype != a->q.dtype)
         return us_error_set(err, US_ERR_UNSUPPORTED,
@@ -34,8 +35,11 @@ extern "C" us_status us_cuda_plan_create(us_method m, const us_attn_args *a, con
         return us_error_set(err, US_ERR_UNSUPPORTED, "GPU attention supports up to 2^30 keys");
     /* the host selection machinery computes the geometry: one definition of the mask */
     us_selection *geo = NULL;
+    /* heads per selection row: all of them for dense, the estimate's head pool for UniSparse, one
+     * query head for the baselines (as their CPU selectors) */
     int ch = p->ch > 0 ? p->ch : hq / hkv;
-    if ((s = us_selection_create(a, p->block, m == US_METHOD_DENSE ? hq : ch, &geo, err))) return s;
+    int per_row = m == US_METHOD_DENSE ? hq : m == US_METHOD_UNISPARSE ? ch : 1;
+    if ((s = us_selection_create(a, p->block, per_row, &geo, err))) return s;
     us_cuda_plan *plan = (us_cuda_plan *)calloc(1, sizeof *plan);
     if (!plan) {
         us_selection_free(&geo);
@@ -77,6 +81,7 @@ extern "C" us_status us_cuda_plan_create(us_method m, const us_attn_args *a, con
             }
             limit[i] = (int32_t)lim;
         }
+        plan->last_limit = limit[plan->nq - 1];
     }
     cudaError_t e = cudaSuccess;
     if (e == cudaSuccess) e = cudaMalloc(&plan->d_limit, (size_t)plan->nq * sizeof(int32_t));
@@ -153,14 +158,45 @@ extern "C" us_status us_cuda_select(us_cuda_plan *plan, const us_attn_args *a, v
     if (s) return s;
     cudaStream_t st = (cudaStream_t)stream;
     if (plan->method == US_METHOD_DENSE || plan->nk < plan->p.min_tokens) return us_cuda_select_dense(plan, st, err);
-    return us_cuda_select_unisparse(plan, a, st, err);
+    switch (plan->method) {
+    case US_METHOD_XATTENTION: return us_cuda_select_xattention(plan, a, st, err);
+    case US_METHOD_FLEXPREFILL: return us_cuda_select_flexprefill(plan, a, st, err);
+    default: return us_cuda_select_unisparse(plan, a, st, err);
+    }
+}
+
+/* AUTO: the Hopper kernel where it covers the call and was measured faster than the mma.sync one
+ * (bench/RESULTS.md, 2026-11-22: block 128 at d = 64, 128, 256, 2.4-2.6x). Block 64 (one consumer
+ * warpgroup per CTA) passes the same tests but was not timed, so it stays on mma.sync. */
+static bool auto_wgmma(const us_cuda_plan *plan, const us_attn_args *a)
+{
+    return plan->block == 128 && us_cuda_wgmma_covers(plan, a);
+}
+
+static us_status run_attention(const us_cuda_plan *plan, const us_attn_args *a, cudaStream_t stream, us_error *err)
+{
+    switch (plan->kernel) {
+    case US_CUDA_KERNEL_MMA: return us_cuda_attention_sparse(plan, a, stream, err);
+    case US_CUDA_KERNEL_WGMMA: return us_cuda_attention_wgmma(plan, a, stream, err);
+    default:
+        return auto_wgmma(plan, a) ? us_cuda_attention_wgmma(plan, a, stream, err)
+                                   : us_cuda_attention_sparse(plan, a, stream, err);
+    }
+}
+
+extern "C" void us_cuda_plan_set_kernel(us_cuda_plan *plan, us_cuda_kernel k) { plan->kernel = k; }
+
+extern "C" const char *us_cuda_plan_kernel_name(const us_cuda_plan *plan, const us_attn_args *a)
+{
+    bool wg = plan->kernel == US_CUDA_KERNEL_WGMMA || (plan->kernel == US_CUDA_KERNEL_AUTO && auto_wgmma(plan, a));
+    return wg ? "wgmma" : "mma";
 }
 
 extern "C" us_status us_cuda_attention(us_cuda_plan *plan, const us_attn_args *a, void *stream, us_error *err)
 {
     us_status s = us_cuda_select(plan, a, stream, err);
     if (s) return s;
-    return us_cuda_attention_sparse(plan, a, (cudaStream_t)stream, err);
+    return run_attention(plan, a, (cudaStream_t)stream, err);
 }
 
 extern "C" us_status us_cuda_plan_selection(const us_cuda_plan *plan, us_selection **out, us_error *err)
@@ -230,7 +266,7 @@ extern "C" us_status us_cuda_attention_selected(us_cuda_plan *plan, const us_att
 {
     us_status s = check_shapes(plan, a, err);
     if (s) return s;
-    return us_cuda_attention_sparse(plan, a, (cudaStream_t)stream, err);
+    return run_attention(plan, a, (cudaStream_t)stream, err);
 }
 
 extern "C" us_status us_cuda_alloc(void **ptr, size_t bytes, us_error *err)

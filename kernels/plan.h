@@ -19,6 +19,7 @@
 
 struct us_cuda_plan {
     us_method method;
+    us_cuda_kernel kernel;     /* which attention kernel runs (AUTO by default) */
     us_unisparse_params p;
     int block;                 /* S */
     int hq, hkv, group, d;
@@ -28,6 +29,7 @@ struct us_cuda_plan {
     /* selection, in the us_selection layout */
     int n_heads, heads_per_row, n_qblocks, n_kblocks;
     int64_t n_indices;
+    int64_t last_limit;        /* the last query's visible limit (sizes FlexPrefill's sample) */
     int32_t *d_limit;          /* [nq]: last visible key of each query */
     int64_t *d_row_offset;     /* [n_heads * n_qblocks] */
     int32_t *d_visible;        /* [n_qblocks] */
@@ -49,8 +51,16 @@ us_status us_cuda_select_dense(us_cuda_plan *plan, cudaStream_t stream, us_error
  * the first call. */
 us_status us_cuda_select_unisparse(us_cuda_plan *plan, const us_attn_args *a, cudaStream_t stream, us_error *err);
 
-/* The block-sparse attention kernel (flash_sparse.cu). */
+/* The baselines' estimation and selection on the device, same contract as the UniSparse one
+ * (estimate_xattention.cu, estimate_flexprefill.cu); plans with one selection head per query head. */
+us_status us_cuda_select_xattention(us_cuda_plan *plan, const us_attn_args *a, cudaStream_t stream, us_error *err);
+us_status us_cuda_select_flexprefill(us_cuda_plan *plan, const us_attn_args *a, cudaStream_t stream, us_error *err);
+
+/* The block-sparse attention kernels: mma.sync (flash_sparse.cu, every supported call) and the
+ * Hopper wgmma/TMA one (flash_wgmma.cu), which covers the calls us_cuda_wgmma_covers accepts. */
 us_status us_cuda_attention_sparse(const us_cuda_plan *plan, const us_attn_args *a, cudaStream_t stream,
                                    us_error *err);
+bool us_cuda_wgmma_covers(const us_cuda_plan *plan, const us_attn_args *a);
+us_status us_cuda_attention_wgmma(const us_cuda_plan *plan, const us_attn_args *a, cudaStream_t stream, us_error *err);
 
 #endif

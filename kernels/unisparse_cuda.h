@@ -9,8 +9,11 @@
  *   if (us_cuda_attention(plan, &args, stream, &err)) ...
  *   us_cuda_plan_free(&plan);
  *
- * The selection the GPU builds has the format of us_selection (attention.h); the plan owns it on
- * the device and us_cuda_plan_selection copies it to the host for inspection.
+ * Methods on the device: dense, unisparse, and the baselines xattention and flexprefill (their
+ * estimation and selection run on the GPU too, reproducing the CPU selectors); any selection made
+ * on the host can be uploaded with us_cuda_plan_set_selection. The selection the GPU builds has
+ * the format of us_selection (attention.h); the plan owns it on the device and
+ * us_cuda_plan_selection copies it to the host for inspection.
  */
 #ifndef UNISPARSE_CUDA_H
 #define UNISPARSE_CUDA_H
@@ -42,6 +45,15 @@ us_status us_cuda_plan_set_selection(us_cuda_plan *plan, const us_selection *sel
 
 /* Queues only the attention, over the plan's current selection. */
 us_status us_cuda_attention_selected(us_cuda_plan *plan, const us_attn_args *a, void *stream, us_error *err);
+
+/* The attention kernel a plan runs. AUTO (the default) takes the Hopper kernel (wgmma, TMA, a
+ * producer warpgroup) where it covers the call and was measured faster (bench/RESULTS.md), and the
+ * mma.sync kernel otherwise; MMA and WGMMA force one (tests and benchmarks compare the two).
+ * Forcing WGMMA on a call it does not cover makes the attention calls fail with US_ERR_UNSUPPORTED. */
+typedef enum { US_CUDA_KERNEL_AUTO = 0, US_CUDA_KERNEL_MMA = 1, US_CUDA_KERNEL_WGMMA = 2 } us_cuda_kernel;
+void us_cuda_plan_set_kernel(us_cuda_plan *plan, us_cuda_kernel k);
+/* "wgmma" or "mma": the kernel the plan's attention calls run for tensors laid out as in a. */
+const char *us_cuda_plan_kernel_name(const us_cuda_plan *plan, const us_attn_args *a);
 
 /* Device memory and timing for C callers (tests, the CLI, benchmarks). */
 us_status us_cuda_alloc(void **ptr, size_t bytes, us_error *err);

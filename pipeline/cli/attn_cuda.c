@@ -1,7 +1,7 @@
 /* attn_cuda.c: `unisparse attn --device cuda`. Selection and attention are timed apart with device
- * events, warm, median of --repeat runs. UniSparse and dense select on the device; the other
- * methods select on the CPU (their time is reported as est_ms with est_device "cpu") and the GPU
- * kernel runs over the uploaded selection. */
+ * events, warm, median of --repeat runs. Dense, UniSparse, XAttention and FlexPrefill estimate and
+ * select on the device; the other methods select on the CPU (their time is reported as est_ms with
+ * est_device "cpu") and the GPU kernel runs over the uploaded selection. */
 #include "attn_cuda.h"
 
 #include <stdio.h>
@@ -93,7 +93,8 @@ int attn_run_cuda(const us_attn_args *host, const us_method *methods, int n_meth
     bool have_ref = false;
     for (int mi = -1; mi < n_methods; mi++) {
         us_method m = mi < 0 ? US_METHOD_DENSE : methods[mi];
-        bool on_device = m == US_METHOD_DENSE || m == US_METHOD_UNISPARSE;
+        bool on_device = m == US_METHOD_DENSE || m == US_METHOD_UNISPARSE || m == US_METHOD_XATTENTION ||
+                         m == US_METHOD_FLEXPREFILL;
         us_cuda_plan *plan = NULL;
         us_selection *sel = NULL;
         if (us_cuda_plan_create(on_device ? m : US_METHOD_DENSE, &a, p, &plan, &err)) {
@@ -144,6 +145,7 @@ int attn_run_cuda(const us_attn_args *host, const us_method *methods, int n_meth
         }
         us_selection_finish(sel, &ha);
         double density = sel->density;
+        const char *kernel = us_cuda_plan_kernel_name(plan, &a);
         if (save_selection && m == US_METHOD_UNISPARSE && us_selection_save(save_selection, sel, &err)) {
             fprintf(stderr, "unisparse attn: %s\n", err.msg);
             us_selection_free(&sel);
@@ -187,6 +189,7 @@ int attn_run_cuda(const us_attn_args *host, const us_method *methods, int n_meth
             cJSON_AddNumberToObject(j, "density", density);
             cJSON_AddNumberToObject(j, "est_ms", est);
             cJSON_AddStringToObject(j, "est_device", on_device ? "cuda" : "cpu");
+            cJSON_AddStringToObject(j, "kernel", kernel);
             cJSON_AddNumberToObject(j, "attn_ms", att);
             cJSON_AddNumberToObject(j, "total_ms", est + att);
             cJSON_AddNumberToObject(j, "dense_ms", dense_total);

@@ -147,8 +147,8 @@ int cmd_attn(int argc, char **argv)
          "                           each composite row's cover"},
         {"stride", US_OPT_INT, &p.xattn_stride, "S", "XAttention antidiagonal stride"},
         {"gamma", US_OPT_FLOAT, &p.flex_gamma, "G", "FlexPrefill coverage"},
-        {"device", US_OPT_STRING, &device, "DEV", "cpu or cuda (dense and unisparse select on the GPU; the other\n"
-         "                           methods select on the CPU and run the GPU kernel)"},
+        {"device", US_OPT_STRING, &device, "DEV", "cpu or cuda (dense, unisparse, xattention and flexprefill select\n"
+         "                           on the GPU; the other methods select on the CPU and run the GPU kernel)"},
         {"threads", US_OPT_INT, &threads, "T", "CPU threads, 0 = all"},
         {"repeat", US_OPT_INT, &repeat, "R", "timed runs per method (median reported)"},
         {"json", US_OPT_FLAG, &json, NULL, "one JSON object per line per method"},
