@@ -24,7 +24,7 @@ int us_pooled_block_importance(const us_pooled *pl, const us_geom *g, int block,
     int64_t last_tok = us_min64(u1 * pl->cq, g->nq) - 1;
     int64_t ncols = us_min64(pl->nkc, g->limit[last_tok] / pl->ck + 1);
     const float *q = pl->qc + (h * pl->nqc + u0) * pl->dim;
-    const float *k = pl->kc + h * pl->nkc * pl->dim;
+    const float *k = pl->khead ? pl->khead[h] : pl->kc + h * pl->nkc * pl->dim;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)ncols, (int)pl->dim, 1.0f, q,
                 (int)pl->dim, k, (int)pl->dim, 0.0f, work, (int)ncols);
     float inv_rows = 1.0f / (float)rows;

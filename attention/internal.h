@@ -65,6 +65,8 @@ typedef struct {
     int cq, ck;       /* tokens per composite query / key */
     const float *qc;  /* [n_heads, nqc, dim], already multiplied by scale * log2(e) */
     const float *kc;  /* [n_heads, nkc, dim] */
+    const float *const *khead; /* optional: head h's composite keys at khead[h] (nkc rows of dim),
+                                  e.g. the f32 keys themselves when ck = 1, used in place */
 } us_pooled;
 
 /* importance: [n_kblocks] for (h, i). work: (S / cq) * nkc floats. row_mass (optional):

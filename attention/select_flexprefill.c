@@ -124,7 +124,7 @@ us_status us_select_flexprefill(const us_attn_args *a, const us_geom *g, const u
         pp.min_blocks = (int)us_max64(p->min_blocks, us_ceil_div(p->flex_min_budget, S));
         const float tau = p->flex_gamma >= 1.0f ? INFINITY : p->flex_gamma;
         const float qmul = g->scale * US_LOG2E;
-        us_pooled pl = {1, nqb, nkb, d, S, S, NULL, NULL};
+        us_pooled pl = {1, nqb, nkb, d, S, S, NULL, NULL, NULL};
 #pragma omp parallel num_threads(nt)
         {
             int tid = omp_get_thread_num();

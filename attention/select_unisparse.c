@@ -10,6 +10,7 @@
 #include "internal.h"
 
 #include <omp.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,11 +39,19 @@ us_status us_select_unisparse(const us_attn_args *a, const us_geom *g, const us_
     us_status s = us_selection_create(a, S, (int)ch, out, err);
     if (s) return s;
     us_selection *sel = *out;
-    us_pooled pl = {ne, us_ceil_div(g->nq, p->cq), 0, d, p->cq, p->ck, NULL, NULL};
+    us_pooled pl = {ne, us_ceil_div(g->nq, p->cq), 0, d, p->cq, p->ck, NULL, NULL, NULL};
     /* composite keys never straddle blocks: S % ck == 0, so pooling by ck from token 0 suffices */
     pl.nkc = us_ceil_div(g->nk, p->ck);
+    /* Token-level keys of one KV head each, stored f32 with packed rows (a KV cache): scored in place.
+     * Copying them would cost O(Nk d) per call, which dominates chunked prefill's many short calls. */
+    const bool keys_in_place = p->ck == 1 && kv_per_e == 1 && a->k.dtype == US_F32 && a->k.stride[2] == 1 &&
+                               a->k.stride[1] == d;
+    const float **khead = keys_in_place ? malloc((size_t)ne * sizeof *khead) : NULL;
+    if (khead)
+        for (int64_t e = 0; e < ne; e++) khead[e] = (const float *)a->k.data + ((e * ch) / g->group) * a->k.stride[0];
+    pl.khead = khead;
     float *qc = malloc((size_t)(ne * pl.nqc * d) * sizeof *qc);
-    float *kc = malloc((size_t)(ne * pl.nkc * d) * sizeof *kc);
+    float *kc = keys_in_place ? malloc(sizeof *kc) : malloc((size_t)(ne * pl.nkc * d) * sizeof *kc);
     int nt = omp_get_max_threads();
     /* per thread: scores of one block's composite rows, block importance, per-row masses when the
      * row-union rule needs them */
@@ -51,8 +60,8 @@ us_status us_select_unisparse(const us_attn_args *a, const us_geom *g, const us_
                         (p->row_union ? rows_per_block * (size_t)sel->n_kblocks : 0);
     float *work = malloc((size_t)nt * work_elems * sizeof *work);
     int32_t *iscratch = malloc((size_t)nt * 4 * (size_t)sel->n_kblocks * sizeof *iscratch);
-    if (!qc || !kc || !work || !iscratch) {
-        free(qc), free(kc), free(work), free(iscratch);
+    if (!qc || !kc || !work || !iscratch || (keys_in_place && !khead)) {
+        free(qc), free(kc), free(work), free(iscratch), free(khead);
         us_selection_free(out);
         return us_error_set(err, US_ERR_NOMEM, "no memory for UniSparse composite tokens");
     }
@@ -69,7 +78,7 @@ us_status us_select_unisparse(const us_attn_args *a, const us_geom *g, const us_
             pool(&a->q, e * ch, ch, u * p->cq, us_min64((u + 1) * p->cq, g->nq), qmul, row, qc + x * d);
         }
 #pragma omp for schedule(static)
-        for (int64_t x = 0; x < ne * pl.nkc; x++) {
+        for (int64_t x = 0; x < (keys_in_place ? 0 : ne * pl.nkc); x++) {
             int64_t e = x / pl.nkc, t = x % pl.nkc;
             int64_t kv0 = (e * ch) / g->group;
             pool(&a->k, kv0, kv_per_e, t * p->ck, us_min64((t + 1) * p->ck, g->nk), 1.0f, row, kc + x * d);
@@ -96,6 +105,6 @@ us_status us_select_unisparse(const us_attn_args *a, const us_geom *g, const us_
             us_selection_set_row(sel, e * sel->n_qblocks + i, keep, vis);
         }
     }
-    free(qc), free(kc), free(work), free(iscratch);
+    free(qc), free(kc), free(work), free(iscratch), free(khead);
     return US_OK;
 }

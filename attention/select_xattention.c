@@ -40,7 +40,7 @@ us_status us_select_xattention(const us_attn_args *a, const us_geom *g, const us
     us_status s = us_selection_create(a, S, 1, out, err);
     if (s) return s;
     us_selection *sel = *out;
-    us_pooled pl = {1, us_ceil_div(g->nq, st), us_ceil_div(g->nk, st), st * g->d, st, st, NULL, NULL};
+    us_pooled pl = {1, us_ceil_div(g->nq, st), us_ceil_div(g->nk, st), st * g->d, st, st, NULL, NULL, NULL};
     float *qc = malloc((size_t)(pl.nqc * pl.dim) * sizeof *qc);
     float *kc = malloc((size_t)(pl.nkc * pl.dim) * sizeof *kc);
     int nt = omp_get_max_threads();

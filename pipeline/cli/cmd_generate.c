@@ -10,6 +10,8 @@
 #include "gemma3_gguf.h"
 #include "gemma3_model.h"
 #include "generate.h"
+#include "image_load.h"
+#include "visual_prompt.h"
 #include "llm.h"
 #include "options.h"
 #include "progress.h"
@@ -148,6 +150,42 @@ out:
     return status;
 }
 
+/* --image a.png,b.jpg: loads and encodes each image, places one <start_of_image> per image before
+ * the prompt when the prompt has none, and encodes the whole. */
+static us_status encode_with_images(const us_llm *llm, const char *list, const char *prompt, bool chat, int threads,
+                                    us_visual_prompt **vp, int32_t **ids, int64_t *n, us_error *err)
+{
+    us_status s = us_visual_prompt_create(llm, threads, vp, err);
+    char *names = s ? NULL : strdup(list), *text = NULL;
+    if (!s && !names) s = us_error_set(err, US_ERR_NOMEM, "no memory");
+    int count = 0;
+    for (char *save = NULL, *f = names ? strtok_r(names, ",", &save) : NULL; f && !s; f = strtok_r(NULL, ",", &save)) {
+        us_image img = {0};
+        s = us_image_load(f, &img, err);
+        if (!s) s = us_visual_prompt_add_image(*vp, img.rgb, img.width, img.height, err);
+        if (s && !strstr(err->msg, f)) {
+            us_error e2 = *err;
+            us_error_set(err, s, "%s: %s", f, e2.msg);
+        }
+        us_image_free(&img);
+        count++;
+    }
+    free(names);
+    if (s) return s;
+    const char *body = prompt;
+    if (!strstr(prompt, "<start_of_image>")) {
+        const size_t pl = strlen(prompt);
+        if (!(text = malloc(pl + (size_t)count * 16 + 1))) return us_error_set(err, US_ERR_NOMEM, "no memory");
+        text[0] = '\0';
+        for (int i = 0; i < count; i++) strcat(text, "<start_of_image>");
+        strcat(text, prompt);
+        body = text;
+    }
+    s = us_visual_prompt_encode(*vp, body, chat ? US_PROMPT_CHAT : US_PROMPT_BOS, ids, n, err);
+    free(text);
+    return s;
+}
+
 typedef struct {
     const us_llm *llm;
     us_progress *bar;
@@ -175,9 +213,10 @@ int cmd_generate(int argc, char **argv)
     const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL, *attention = "dense";
     us_gen_params gp = us_gen_params_default();
     int threads = 0;
+    float tau = 0.0f;
     int64_t seed = 0;
     bool chat = false, json = false;
-    const char *dump_qkv = NULL, *dump_file = NULL;
+    const char *dump_qkv = NULL, *dump_file = NULL, *images = NULL;
     int dump_layer = -1;
     float *dump_q = NULL;
     const us_option opts[] = {
@@ -187,6 +226,7 @@ int cmd_generate(int argc, char **argv)
         {"max-tokens", US_OPT_INT, &gp.max_tokens, "N", "tokens to generate at most"},
         {"attention", US_OPT_STRING, &attention, "M",
          "global layers' prefill attention: dense, unisparse, xattention, flexprefill, minference"},
+        {"tau", US_OPT_FLOAT, &tau, "T", "sparse methods' kept attention mass (0 = each method's default)"},
         {"temperature", US_OPT_FLOAT, &gp.temperature, "T", "sampling temperature; 0 = greedy"},
         {"top-k", US_OPT_INT, &gp.top_k, "K", "sample among the K most likely tokens; 0 = all"},
         {"top-p", US_OPT_FLOAT, &gp.top_p, "P", "nucleus sampling mass; 1 = off"},
@@ -194,6 +234,8 @@ int cmd_generate(int argc, char **argv)
         {"chat", US_OPT_FLAG, &chat, NULL, "wrap the prompt in Gemma 3's chat template (one user turn)"},
         {"threads", US_OPT_INT, &threads, "T", "CPU threads, 0 = all"},
         {"json", US_OPT_FLAG, &json, NULL, "print one JSON object (ids, text, speeds) instead of streaming"},
+        {"image", US_OPT_STRING, &images, "FILE[,FILE...]",
+         "images shown to a vision checkpoint, at each <start_of_image> of the prompt (else before it)"},
         {"dump-qkv", US_OPT_STRING, &dump_qkv, "LAYER:FILE",
          "write one global layer's post-RoPE q, k, v for the prompt to FILE (the attn --qkv format)"},
         {0}};
@@ -232,6 +274,13 @@ int cmd_generate(int argc, char **argv)
     }
     mo.method = (us_method)meth;
     mo.threads = threads;
+    if (tau != 0.0f) {
+        if (!(tau > 0.0f && tau <= 1.0f)) {
+            fprintf(stderr, "unisparse generate: --tau %g: must lie in (0, 1]\n", (double)tau);
+            return 2;
+        }
+        mo.params.tau = mo.params.xattn_tau = mo.params.flex_gamma = tau;
+    }
 
     size_t plen = 0;
     char *owned_prompt = NULL;
@@ -250,6 +299,7 @@ int cmd_generate(int argc, char **argv)
     int32_t *ids = NULL;
     int64_t n_prompt = 0;
     us_gen_result res = {0};
+    us_visual_prompt *vp = NULL;
     char *out_text = NULL;
     int status = 1;
     double t_start = us_wall_ms();
@@ -258,7 +308,12 @@ int cmd_generate(int argc, char **argv)
         goto done;
     }
     const us_gemma3_config *c = &llm->w->cfg;
-    if (us_llm_encode(llm, prompt, chat ? US_PROMPT_CHAT : US_PROMPT_BOS, &ids, &n_prompt, &err)) {
+    if (images) {
+        if (encode_with_images(llm, images, prompt, chat, threads, &vp, &ids, &n_prompt, &err)) {
+            fprintf(stderr, "unisparse generate: %s\n", err.msg);
+            goto done;
+        }
+    } else if (us_llm_encode(llm, prompt, chat ? US_PROMPT_CHAT : US_PROMPT_BOS, &ids, &n_prompt, &err)) {
         fprintf(stderr, "unisparse generate: encoding the prompt: %s\n", err.msg);
         goto done;
     }
@@ -288,7 +343,9 @@ int cmd_generate(int argc, char **argv)
     us_progress_start(&bar, "prefill", (int)((n_prompt + gp.prefill_chunk - 1) / gp.prefill_chunk));
     gen_ui ui = {llm, &bar, 0, !json};
     us_gen_hooks hooks = {&ui, ui_prefill, NULL, ui_token};
-    if (us_generate(m, llm, ids, n_prompt, &gp, &hooks, &res, &err)) {
+    int64_t n_rows = 0;
+    const float *rows = vp ? us_visual_prompt_rows(vp, &n_rows) : NULL;
+    if (us_generate_embeds(m, llm, ids, n_prompt, rows, n_rows, &gp, &hooks, &res, &err)) {
         us_progress_end(&bar);
         fprintf(stderr, "\nunisparse generate: %s\n", err.msg);
         goto done;
@@ -317,6 +374,9 @@ int cmd_generate(int argc, char **argv)
         cJSON_AddNumberToObject(o, "attention_ms", res.attn.attn_ms);
         cJSON_AddNumberToObject(o, "selection_ms", res.attn.select_ms);
         cJSON_AddNumberToObject(o, "attention_density", density);
+        cJSON_AddNumberToObject(o, "prefill_matmul_ms", res.attn.matmul_ms);
+        cJSON_AddNumberToObject(o, "prefill_matmul_gflops",
+                                res.attn.matmul_ms > 0 ? res.attn.matmul_flop / (1e6 * res.attn.matmul_ms) : 0.0);
         char *js = cJSON_PrintUnformatted(o);
         printf("%s\n", js ? js : "{}");
         free(js);
@@ -335,6 +395,7 @@ done:
     free(out_text), free(ids), free(owned_prompt), free(dump_q);
     us_gen_result_free(&res);
     us_gemma3_model_free(&m);
+    us_visual_prompt_free(&vp);
     us_llm_free(&llm);
     return status;
 }

@@ -11,5 +11,6 @@ typedef struct {
 int cmd_attn(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_summarize(int argc, char **argv);
+int cmd_vqa(int argc, char **argv);
 
 #endif

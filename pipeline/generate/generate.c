@@ -65,7 +65,9 @@ us_status us_generate_embeds(us_gemma3_model *m, const us_llm *llm, const int32_
     float *logits = malloc((size_t)c->vocab_size * sizeof *logits);
     int32_t *gen = malloc((size_t)(p.max_tokens > 0 ? p.max_tokens : 1) * sizeof *gen);
     us_status s = !logits || !gen ? us_error_set(err, US_ERR_NOMEM, "no memory for the logits") : US_OK;
-    if (!s) s = us_sampler_create(c->vocab_size, p.temperature, p.top_k, p.top_p, p.seed, &smp, err);
+    /* only ids the tokenizer can write out are candidates (the embedding table may be padded) */
+    const int32_t tv = us_tokenizer_vocab_size(llm->tok), cand = tv < c->vocab_size ? tv : c->vocab_size;
+    if (!s) s = us_sampler_create(cand, p.temperature, p.top_k, p.top_p, p.seed, &smp, err);
     if (s) goto fail;
 
     const us_gemma3_attn_stats a0 = us_gemma3_attn_stats_get(m);
@@ -97,7 +99,8 @@ us_status us_generate_embeds(us_gemma3_model *m, const us_llm *llm, const int32_
     us_gemma3_attn_stats a1 = us_gemma3_attn_stats_get(m);
     out->attn = (us_gemma3_attn_stats){a1.attn_ms - a0.attn_ms, a1.select_ms - a0.select_ms,
                                        a1.kept_pairs - a0.kept_pairs, a1.visible_pairs - a0.visible_pairs,
-                                       a1.calls - a0.calls};
+                                       a1.calls - a0.calls, a1.matmul_ms - a0.matmul_ms,
+                                       a1.matmul_flop - a0.matmul_flop};
 
     out->stop = "max_tokens";
     double t_dec = now_ms();

@@ -56,6 +56,8 @@ typedef struct {
     double kept_pairs;    /* (query, key) pairs computed */
     double visible_pairs; /* (query, key) pairs the causal mask allows; density = kept / visible */
     int64_t calls;        /* layer-chunk calls */
+    double matmul_ms;     /* every weight product of every forward call (not only global layers) */
+    double matmul_flop;   /* their 2 T N K */
 } us_gemma3_attn_stats;
 us_gemma3_attn_stats us_gemma3_attn_stats_get(const us_gemma3_model *m);
 void us_gemma3_attn_stats_clear(us_gemma3_model *m);
