@@ -9,6 +9,7 @@ typedef struct {
 } us_command;
 
 int cmd_attn(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_summarize(int argc, char **argv);
 int cmd_vqa(int argc, char **argv);
