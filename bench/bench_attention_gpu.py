@@ -101,11 +101,12 @@ def block_mask_from_selection(sel_path, hq, n, device):
                                     BLOCK_SIZE=block, mask_mod=causal, seq_lengths=(n, n))
 
 
-def run_config(args, n, hq, hkv, d, tmp):
+def run_config(args, n, hq, hkv, d, tmp, real=None):
     qkv = os.path.join(tmp, "qkv.safetensors")
     sel = os.path.join(tmp, "selection.safetensors")
-    cmd = [args.bin, "attn", "--synthetic", args.kind, "--n", str(n), "--heads", str(hq), "--kv-heads", str(hkv),
-           "--head-dim", str(d), "--device", "cuda", "--methods", args.methods, "--repeat", str(args.repeat),
+    source = ["--qkv", real] if real else ["--synthetic", args.kind, "--n", str(n), "--heads", str(hq), "--kv-heads",
+                                           str(hkv), "--head-dim", str(d)]
+    cmd = [args.bin, "attn", *source, "--device", "cuda", "--methods", args.methods, "--repeat", str(args.repeat),
            "--json", "--save-qkv", qkv, "--save-selection", sel]
     run = subprocess.run(cmd, capture_output=True, text=True)
     if run.returncode != 0:
@@ -162,36 +163,48 @@ def main():
                     help="our methods (dense and unisparse are required: the reference and the mask for flex-sparse)")
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--out", help="also write the rows as JSON lines here")
+    ap.add_argument("--qkv", help="real attention inputs instead of synthetic ones: comma-separated `unisparse attn "
+                                  "--qkv` files (e.g. from `unisparse generate --dump-qkv`); N and shape come from each")
     args = ap.parse_args()
     gpu = torch.cuda.get_device_name()
-    print(f"GPU: {gpu}; torch {torch.__version__}; input synthetic:{args.kind}; bf16, causal; "
+    source = f"real:{args.qkv}" if args.qkv else f"synthetic:{args.kind}"
+    print(f"GPU: {gpu}; torch {torch.__version__}; input {source}; bf16, causal; "
           f"median of {args.repeat} warm runs\n")
     print("| N | Hq/Hkv/d | method | ms | est_ms | attn_ms | TFLOP/s | attn TFLOP/s | density | speedup vs sdpa-flash "
           "| rel_err |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     sink = open(args.out, "w") if args.out else None
     with tempfile.TemporaryDirectory() as tmp:
-        for shape in args.shapes.split(","):
-            hq, hkv, d = (int(x) for x in shape.split("x"))
-            for n in (int(x) for x in args.sizes.split(",")):
-                try:
-                    rows = run_config(args, n, hq, hkv, d, tmp)
-                except Exception as e:  # one failing size is reported; the others still run
-                    print(f"| {n} | {shape} | all | failed: {str(e)[:200]} | | | | | | | |")
+        if args.qkv:
+            configs = []
+            for path in args.qkv.split(","):
+                with safe_open(path, "pt") as f:
+                    hq, n, d = f.get_slice("q").get_shape()
+                    hkv = f.get_slice("k").get_shape()[0]
+                configs.append((n, hq, hkv, d, path))
+        else:
+            configs = [(n, *(int(x) for x in shape.split("x")), None) for shape in args.shapes.split(",")
+                       for n in (int(x) for x in args.sizes.split(","))]
+        for n, hq, hkv, d, real in configs:
+            shape = f"{hq}x{hkv}x{d}"
+            try:
+                rows = run_config(args, n, hq, hkv, d, tmp, real)
+            except Exception as e:  # one failing size is reported; the others still run
+                print(f"| {n} | {shape} | all | failed: {str(e)[:200]} | | | | | | | |")
+                continue
+            flash = next((r["ms"] for r in rows if r["method"] == "sdpa-flash" and "ms" in r), None)
+            for r in rows:
+                if "error" in r:
+                    print(f"| {n} | {shape} | {r['method']} | failed: {r['error']} | | | | | | | |")
                     continue
-                flash = next((r["ms"] for r in rows if r["method"] == "sdpa-flash" and "ms" in r), None)
-                for r in rows:
-                    if "error" in r:
-                        print(f"| {n} | {shape} | {r['method']} | failed: {r['error']} | | | | | | | |")
-                        continue
-                    speed = f"{flash / r['ms']:.2f}x" if flash else "-"
-                    est = f"{r['est_ms']:.3f}" if "est_ms" in r else ""
-                    att = f"{r['attn_ms']:.3f}" if "attn_ms" in r else ""
-                    print(f"| {n} | {shape} | {r['method']} | {r['ms']:.3f} | {est} | {att} | {r['tflops']:.0f} "
-                          f"| {r['attn_tflops']:.0f} | {r['density']:.3f} | {speed} | {r['rel_err']:.2e} |")
-                    if sink:
-                        sink.write(json.dumps(dict(r, n=n, shape=shape, gpu=gpu)) + "\n")
-                sys.stdout.flush()
+                speed = f"{flash / r['ms']:.2f}x" if flash else "-"
+                est = f"{r['est_ms']:.3f}" if "est_ms" in r else ""
+                att = f"{r['attn_ms']:.3f}" if "attn_ms" in r else ""
+                print(f"| {n} | {shape} | {r['method']} | {r['ms']:.3f} | {est} | {att} | {r['tflops']:.0f} "
+                      f"| {r['attn_tflops']:.0f} | {r['density']:.3f} | {speed} | {r['rel_err']:.2e} |")
+                if sink:
+                    sink.write(json.dumps(dict(r, n=n, shape=shape, gpu=gpu)) + "\n")
+            sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -4,10 +4,10 @@
  * of N equal intervals, which decodes a few frames per sample instead of half a GOP, or with --exact
  * the frame at each interval's centre; or --fps F), each decoded, resized and
  * encoded as it comes (the video is never held whole), and shown to the model in one user turn, each
- * after its timestamp: "Frame 1 at 00:03.2: <image>". That prefix is prefilled once; each question
- * then runs from the prefix's KV cache (the cache is cut back to the prefix between questions), so a
- * list of questions costs one video prefill. Exit status: 0 success, 1 bad input or failure, 2 bad
- * usage. */
+ * after its timestamp: "Frame 1 at 00:03.2:<image>" (the text: video_prompt.h). That prefix is
+ * prefilled once; each question then runs from the prefix's KV cache (the cache is cut back to the
+ * prefix between questions), so a list of questions costs one video prefill. Exit status: 0 success,
+ * 1 bad input or failure, 2 bad usage. */
 #include "commands.h"
 
 #ifdef US_HAVE_VIDEO
@@ -16,6 +16,7 @@
 #include "options.h"
 #include "progress.h"
 #include "stats.h"
+#include "video_prompt.h"
 #include "video_reader.h"
 #include "visual_prompt.h"
 
@@ -142,13 +143,10 @@ int cmd_vqa(int argc, char **argv)
     }
     const int64_t n_frames = us_video_sample_total(video);
     frame_t = malloc((size_t)n_frames * sizeof *frame_t);
-    size_t cap = 256 + (size_t)n_frames * 64, used = 0;
-    prefix = malloc(cap);
-    if (!frame_t || !prefix) {
+    if (!frame_t) {
         fprintf(stderr, "unisparse vqa: no memory for %lld frames\n", (long long)n_frames);
         goto done;
     }
-    used += (size_t)sprintf(prefix, "<bos><start_of_turn>user\n");
     us_progress bar;
     us_progress_start(&bar, "frames", (int)n_frames);
     double decode_ms = 0.0, encode_ms = 0.0, t0 = us_wall_ms();
@@ -165,9 +163,6 @@ int cmd_vqa(int argc, char **argv)
         t0 = us_wall_ms();
         encode_ms += t0 - t1;
         frame_t[f.index] = f.time_s;
-        const int mm = (int)(f.time_s / 60.0);
-        used += (size_t)snprintf(prefix + used, cap - used, "Frame %lld at %02d:%04.1f: <start_of_image>",
-                                 (long long)f.index + 1, mm, f.time_s - 60.0 * mm);
         char what[48];
         snprintf(what, sizeof what, "frame at %.1f s", f.time_s);
         us_progress_step(&bar, what);
@@ -179,8 +174,10 @@ int cmd_vqa(int argc, char **argv)
     }
     us_video_close(&video);
 
-    /* token ids: the shared prefix, then each question closing the user turn */
-    if (us_visual_prompt_encode(vp, prefix, US_PROMPT_RAW, &prefix_ids, &n_prefix, &err)) {
+    /* token ids: the shared prefix (every frame after its timestamp), then each question closing the
+     * user turn */
+    if (us_video_prompt_prefix(frame_t, us_visual_prompt_n_images(vp), &prefix, &err) ||
+        us_visual_prompt_encode(vp, prefix, US_PROMPT_RAW, &prefix_ids, &n_prefix, &err)) {
         fprintf(stderr, "unisparse vqa: %s\n", err.msg);
         goto done;
     }
@@ -189,11 +186,9 @@ int cmd_vqa(int argc, char **argv)
     if (!q_ids || !n_qids) goto done;
     int64_t longest = 0;
     for (int i = 0; i < n_q; i++) {
-        const size_t ql = strlen(qs[i]) + 64;
-        char *turn = malloc(ql);
-        if (!turn) goto done;
-        snprintf(turn, ql, "%s<end_of_turn>\n<start_of_turn>model\n", qs[i]); /* the frames end in "\n\n" */
-        us_status s = us_llm_encode(llm, turn, US_PROMPT_RAW, &q_ids[i], &n_qids[i], &err);
+        char *turn = NULL; /* the frames end in "\n\n" */
+        us_status s = us_video_prompt_question(qs[i], &turn, &err);
+        if (!s) s = us_llm_encode(llm, turn, US_PROMPT_RAW, &q_ids[i], &n_qids[i], &err);
         free(turn);
         if (s) {
             fprintf(stderr, "unisparse vqa: question %d: %s\n", i + 1, err.msg);

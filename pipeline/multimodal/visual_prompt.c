@@ -1,6 +1,7 @@
 /* visual_prompt.c: preprocessing + the image encoder per image, and placeholder expansion. */
 #include "visual_prompt.h"
 
+#include "chat_template.h"
 #include "gemma3_vision.h"
 #include "image_preprocess.h"
 #include "image_prompt.h"
@@ -81,9 +82,16 @@ us_status us_visual_prompt_encode(const us_visual_prompt *vp, const char *text, 
                                   int32_t **ids, int64_t *n, us_error *err)
 {
     *ids = NULL, *n = 0;
-    char *expanded = NULL;
+    char *rendered = NULL, *expanded = NULL;
     int markers = 0;
-    us_status s = us_gemma3_expand_images(text, (int)vp->per_image, &expanded, &markers, err);
+    us_status s = US_OK;
+    if (style == US_PROMPT_CHAT) { /* the template first (it trims the text), then the images, as transformers */
+        const us_chat_turn turn = {"user", text};
+        if ((s = us_gemma3_chat_render(&turn, 1, true, true, &rendered, err))) return s;
+        text = rendered, style = US_PROMPT_RAW;
+    }
+    s = us_gemma3_expand_images(text, (int)vp->per_image, &expanded, &markers, err);
+    free(rendered);
     if (s) return s;
     if (markers != vp->n_images) {
         free(expanded);

@@ -33,7 +33,9 @@ const float *us_visual_prompt_rows(const us_visual_prompt *vp, int64_t *n_rows);
 void us_visual_prompt_clear(us_visual_prompt *vp);
 
 /* text with one "<start_of_image>" per image added -> ids (new array, free()), in the given style.
- * The marker count must equal the images added. */
+ * The marker count must equal the images added. US_PROMPT_CHAT renders the chat template around the
+ * text before expanding the images, as apply_chat_template + Gemma3Processor do (so "\n\n" of an
+ * image at either end of the text stays; the template's trim sees only the text given). */
 us_status us_visual_prompt_encode(const us_visual_prompt *vp, const char *text, us_prompt_style style,
                                   int32_t **ids, int64_t *n, us_error *err);
 
