@@ -2,7 +2,7 @@
  * against OpenBLAS sgemm in the same run.
  *
  *   build/bin/bench_gemma3_cpu --model models/gemma-3-270m-q4_k_m.gguf --text data/haystack.txt \
- *       --tokens 8192 [--attention dense|unisparse|...] [--decode 32]
+ *       --tokens 8192 [--attention dense|unisparse|...] [--decode 32] [--chunk 256]
  *
  * The prompt is the first --tokens tokens of the text (BOS + text). Reports: prefill tokens/s, the
  * weight products' GFLOP/s during prefill (2 T N K over their wall time, every layer, tiles converted
@@ -45,13 +45,14 @@ int main(int argc, char **argv)
     us_blas_env_fix(argv);
     const char *model = NULL, *text_path = NULL, *attention = "dense";
     int64_t tokens = 8192;
-    int decode = 32;
+    int decode = 32, chunk = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--model")) model = argv[i + 1];
         else if (!strcmp(argv[i], "--text")) text_path = argv[i + 1];
         else if (!strcmp(argv[i], "--tokens")) tokens = atoll(argv[i + 1]);
         else if (!strcmp(argv[i], "--attention")) attention = argv[i + 1];
         else if (!strcmp(argv[i], "--decode")) decode = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--chunk")) chunk = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "bench_gemma3_cpu: unknown option %s\n", argv[i]);
             return 2;
@@ -82,12 +83,14 @@ int main(int argc, char **argv)
     us_gemma3_opts mo = us_gemma3_opts_default();
     mo.method = (us_method)meth;
     mo.max_ctx = tokens + decode + 1;
+    if (chunk > 0) mo.max_batch = chunk;
     if (us_gemma3_model_create(llm->w, &mo, &m, &err)) {
         fprintf(stderr, "bench_gemma3_cpu: %s\n", err.msg);
         return 1;
     }
     us_gen_params gp = us_gen_params_default();
     gp.max_tokens = decode;
+    if (chunk > 0) gp.prefill_chunk = chunk;
     us_gen_result r;
     if (us_generate(m, llm, ids, tokens, &gp, NULL, &r, &err)) {
         fprintf(stderr, "bench_gemma3_cpu: %s\n", err.msg);
@@ -111,10 +114,10 @@ int main(int argc, char **argv)
     printf("{\"model\":\"%s\",\"attention\":\"%s\",\"threads\":%d,\"prompt_tokens\":%lld,\"prefill_s\":%.2f,"
            "\"prefill_tokens_per_s\":%.1f,\"matmul_s\":%.2f,\"matmul_gflops\":%.1f,\"sgemm_gflops\":%.1f,"
            "\"matmul_share_of_sgemm\":%.3f,\"global_attention_s\":%.2f,\"selection_s\":%.2f,"
-           "\"attention_density\":%.4f,\"decode_tokens_per_s\":%.2f,\"generated\":%d,\"peak_rss_mib\":%.0f,\"ids\":[",
+           "\"attention_density\":%.4f,\"chunk\":%d,\"decode_tokens_per_s\":%.2f,\"generated\":%d,\"peak_rss_mib\":%.0f,\"ids\":[",
            model, us_method_name((us_method)meth), omp_get_max_threads(), (long long)tokens, r.prefill_ms / 1e3,
            us_gen_prefill_tps(&r), r.attn.matmul_ms / 1e3, ours, sgemm, ours / sgemm, r.attn.attn_ms / 1e3,
-           r.attn.select_ms / 1e3, r.attn.visible_pairs > 0 ? r.attn.kept_pairs / r.attn.visible_pairs : 1.0,
+           r.attn.select_ms / 1e3, r.attn.visible_pairs > 0 ? r.attn.kept_pairs / r.attn.visible_pairs : 1.0, gp.prefill_chunk,
            us_gen_decode_tps(&r), r.n, (double)ru.ru_maxrss / 1024.0);
     for (int i = 0; i < r.n; i++) printf("%s%d", i ? "," : "", r.ids[i]);
     printf("]}\n");

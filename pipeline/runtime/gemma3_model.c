@@ -5,10 +5,14 @@
 
 #include "gemma3_matmul.h"
 
+#include <cblas.h>
+#undef I /* complex.h's imaginary unit, which cblas.h pulls in; I names the MLP width here */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define ATT_ROWS 32 /* queries per tile of the windowed attention */
 
 struct us_gemma3_model {
     const us_gemma3_weights *w;
@@ -22,7 +26,7 @@ struct us_gemma3_model {
     float *k, *v;           /* (B, K*d) */
     float *gate, *up;       /* (B, I) */
     float *mm;              /* nt * us_rt_matmul_scratch(max cols) */
-    float *scores;          /* nt * max_ctx */
+    float *scores;          /* nt * ATT_ROWS * max_ctx: one query tile's scores per thread */
     int64_t *limit;         /* (B): the last key position each chunk row sees (its own, or its image's end - 1) */
     us_span *spans;         /* the cached images' positions [start, end), sorted */
     int n_spans, cap_spans; /* two images are never adjacent, so max_ctx / 2 + 1 is room for all */
@@ -91,7 +95,7 @@ us_status us_gemma3_model_create(const us_gemma3_weights *w, const us_gemma3_opt
     m->q = alloc_f(B * Hd), m->att = alloc_f(B * Hd), m->k = alloc_f(B * Kd), m->v = alloc_f(B * Kd);
     m->gate = alloc_f(B * I), m->up = alloc_f(B * I);
     m->mm = alloc_f(m->nt * us_rt_matmul_scratch(maxk));
-    m->scores = alloc_f(m->nt * m->max_ctx);
+    m->scores = alloc_f(m->nt * ATT_ROWS * m->max_ctx);
     m->limit = malloc((size_t)B * sizeof *m->limit);
     m->cap_spans = (int)(m->max_ctx / 2 + 1);
     m->spans = malloc((size_t)m->cap_spans * sizeof *m->spans);
@@ -167,36 +171,48 @@ static float gelu_tanh(float x)
     return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
 }
 
-/* Exact attention for T queries at p0.. over cache keys [max(0, p - W + 1), limit[t]]: att (T, H*d).
- * limit[t] is p, or the end - 1 of p's image: the window bounds the keys behind, never the image ahead. */
-static void attend_loop(us_gemma3_model *m, int64_t layer, int64_t T, int64_t p0, int64_t window, float scale)
+/* Attention over the cache for layers and calls the attention library does not take: sliding-window
+ * layers, and single decode tokens of global layers. Query j of the call (position p0 + j) sees keys
+ * max(0, p - window + 1) .. limit[j] (limit: p, or the end of its image). Work items are (tile of
+ * ATT_ROWS queries, head): the tile's scores against its key range come from one sgemm, masked rows
+ * get a softmax, and one more sgemm applies them to the values, so the sliding layers run at matrix
+ * speed instead of a scalar loop per query. */
+static void attend_window(us_gemma3_model *m, int64_t layer, int64_t T, int64_t p0, int64_t window, float scale)
 {
     const us_gemma3_config *c = &m->w->cfg;
-    const int64_t d = c->head_dim, H = c->num_heads, K = c->num_kv_heads, group = H / K;
+    const int64_t d = c->head_dim, H = c->num_heads, K = c->num_kv_heads, group = H / K, Hd = H * d;
     const float *kc = m->kc + layer * K * m->max_ctx * d, *vc = m->vc + layer * K * m->max_ctx * d;
+    const int64_t tiles = (T + ATT_ROWS - 1) / ATT_ROWS;
 #pragma omp parallel for num_threads(m->nt) schedule(dynamic, 1)
-    for (int64_t item = 0; item < T * H; item++) {
-        const int64_t t = item / H, h = item % H, kvh = h / group, p = p0 + t, hi = m->limit[t];
-        const int64_t lo = p - window + 1 > 0 ? p - window + 1 : 0;
-        const float *qv = m->q + t * H * d + h * d;
-        const float *kb = kc + kvh * m->max_ctx * d, *vb = vc + kvh * m->max_ctx * d;
-        float *s = m->scores + (int64_t)omp_get_thread_num() * m->max_ctx, *o = m->att + t * H * d + h * d;
-        float mx = -INFINITY;
-        for (int64_t j = lo; j <= hi; j++) {
-            const float *kr = kb + j * d;
-            float acc = 0.0f;
-            for (int64_t x = 0; x < d; x++) acc += qv[x] * kr[x];
-            s[j - lo] = acc * scale;
-            if (s[j - lo] > mx) mx = s[j - lo];
+    for (int64_t item = 0; item < tiles * H; item++) {
+        const int64_t t0 = (item / H) * ATT_ROWS, h = item % H, kvh = h / group;
+        const int64_t R = T - t0 < ATT_ROWS ? T - t0 : ATT_ROWS;
+        int64_t lo = p0 + t0 - window + 1, hi = 0;
+        if (lo < 0) lo = 0;
+        for (int64_t r = 0; r < R; r++)
+            if (m->limit[t0 + r] > hi) hi = m->limit[t0 + r];
+        const int64_t n = hi - lo + 1; /* the tile's key range [lo, hi] */
+        const float *kb = kc + (kvh * m->max_ctx + lo) * d, *vb = vc + (kvh * m->max_ctx + lo) * d;
+        float *s = m->scores + (int64_t)omp_get_thread_num() * ATT_ROWS * m->max_ctx; /* (R, n) */
+        /* s (R, n) = q_tile (R, d), row stride H*d  x  k_range^T (d, n) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, (int)n, (int)d, scale, m->q + t0 * Hd + h * d,
+                    (int)Hd, kb, (int)d, 0.0f, s, (int)n);
+        for (int64_t r = 0; r < R; r++) {
+            const int64_t p = p0 + t0 + r, a = p - window + 1 > lo ? p - window + 1 - lo : 0,
+                          b = m->limit[t0 + r] - lo; /* visible: [a, b] of the range */
+            float *row = s + r * n, mx = -INFINITY, sum = 0.0f;
+            for (int64_t j = a; j <= b; j++) mx = row[j] > mx ? row[j] : mx;
+            for (int64_t j = 0; j < n; j++) {
+                const float e = j >= a && j <= b ? expf(row[j] - mx) : 0.0f;
+                row[j] = e;
+                sum += e;
+            }
+            const float inv = 1.0f / sum;
+            for (int64_t j = a; j <= b; j++) row[j] *= inv;
         }
-        float sum = 0.0f;
-        for (int64_t j = lo; j <= hi; j++) sum += (s[j - lo] = expf(s[j - lo] - mx));
-        const float inv = 1.0f / sum;
-        for (int64_t x = 0; x < d; x++) o[x] = 0.0f;
-        for (int64_t j = lo; j <= hi; j++) {
-            const float pj = s[j - lo] * inv, *vr = vb + j * d;
-            for (int64_t x = 0; x < d; x++) o[x] += pj * vr[x];
-        }
+        /* o_tile (R, d), row stride H*d = p (R, n) x v_range (n, d) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)d, (int)n, 1.0f, s, (int)n, vb, (int)d, 0.0f,
+                    m->att + t0 * Hd + h * d, (int)Hd);
     }
 }
 
@@ -324,7 +340,7 @@ static us_status forward_chunk(us_gemma3_model *m, const int32_t *ids, int64_t T
                 return s;
             }
         } else {
-            attend_loop(m, l, T, p0, global ? p0 + T + 1 : c->sliding_window, scale);
+            attend_window(m, l, T, p0, global ? p0 + T + 1 : c->sliding_window, scale);
         }
         matmul(m, m->att, T, Hd, &y->o, m->tmp, C); /* (T, C) */
 #pragma omp parallel for num_threads(m->nt) schedule(static)
