@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -128,4 +130,29 @@ Test(documents, atomic_write_replaces_whole_and_leaves_no_temp)
     cr_assert_eq(us_atomic_write(inner, "k", 1, &err), US_OK);
     cr_expect_eq(us_atomic_write(sub, "x", 1, &err), US_ERR_IO);
     cr_expect_neq(access(subtmp, F_OK), 0, "temporary file left behind after a failed rename");
+}
+
+/* A full disk, simulated with the file-size limit (writes past it fail with EFBIG, as ENOSPC would
+ * fail them): the write reports the output and the reason, the previous complete file is kept, and
+ * no temporary file is left. Criterion runs each test in its own process, so the limit stays here. */
+Test(documents, atomic_write_on_a_full_disk_keeps_the_old_file)
+{
+    char p[128], tmp[160];
+    snprintf(p, sizeof p, "%s/summary.md", dir);
+    snprintf(tmp, sizeof tmp, "%s/.summary.md.partial", dir);
+    us_error err;
+    cr_assert_eq(us_atomic_write(p, "old and complete\n", 17, &err), US_OK, "%s", err.msg);
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit rl = {4096, 4096};
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+    static char big[65536];
+    memset(big, 'x', sizeof big);
+    cr_expect_eq(us_atomic_write(p, big, sizeof big, &err), US_ERR_IO);
+    cr_expect_not_null(strstr(err.msg, p), "%s", err.msg);
+    char *t = NULL;
+    size_t n = 0;
+    cr_assert_eq(us_document_read(p, 1 << 20, &t, &n, &err), US_OK);
+    cr_expect_str_eq(t, "old and complete\n");
+    free(t);
+    cr_expect_neq(access(tmp, F_OK), 0, "temporary file left behind");
 }
