@@ -2,6 +2,7 @@
 #include "qkv_file.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,14 @@ static us_status view(const char *path, const us_safetensors *st, const char *na
     if (x->ndim != 3)
         return us_error_set(err, US_ERR_FORMAT, "%s: tensor '%s' has %d dims; expected 3 ([heads, tokens, dim])",
                             path, name, x->ndim);
+    /* A zero dim makes the byte count 0 whatever the others are (up to 2^53 each), and us_tensor_3d
+     * multiplies them (FUZZING.md, review finding R1); with every dim >= 1 their product is backed by
+     * the file. */
+    for (int i = 0; i < 3; i++)
+        if (x->shape[i] < 1)
+            return us_error_set(err, US_ERR_FORMAT,
+                                "%s: tensor '%s' has shape [%lld, %lld, %lld]; every dim must be >= 1", path, name,
+                                (long long)x->shape[0], (long long)x->shape[1], (long long)x->shape[2]);
     void *data = (void *)x->data;
     if ((uintptr_t)data % x->elem_size) { /* a foreign writer may leave tensors misaligned */
         *copy = malloc(x->nbytes ? x->nbytes : 1);
@@ -27,6 +36,11 @@ static us_status view(const char *path, const us_safetensors *st, const char *na
     }
     *t = us_tensor_3d(data, (us_dtype)x->dtype, x->shape[0], x->shape[1], x->shape[2]);
     return US_OK;
+}
+
+static int is_position(const cJSON *v)
+{
+    return cJSON_IsNumber(v) && fabs(v->valuedouble) <= 9007199254740992.0 && v->valuedouble == floor(v->valuedouble);
 }
 
 static us_status parse_spans(const char *path, const char *text, us_qkv *out, us_error *err)
@@ -43,11 +57,15 @@ static us_status parse_spans(const char *path, const char *text, us_qkv *out, us
         s = us_error_set(err, US_ERR_NOMEM, "%s: no memory for %d spans", path, n);
         goto done;
     }
-    for (int i = 0; i < n; i++) {
-        cJSON *p = cJSON_GetArrayItem(arr, i);
-        cJSON *a = cJSON_GetArrayItem(p, 0), *b = cJSON_GetArrayItem(p, 1);
-        if (!cJSON_IsArray(p) || cJSON_GetArraySize(p) != 2 || !cJSON_IsNumber(a) || !cJSON_IsNumber(b)) {
-            s = us_error_set(err, US_ERR_FORMAT, "%s: metadata 'spans' item %d is not a [start, end] pair", path, i);
+    /* Walked by ->next: cJSON_GetArrayItem(arr, i) would walk from the start each time, quadratic in a
+     * list as long as a 100 MB header allows (FUZZING.md, review finding R3). A position must be a whole
+     * number of magnitude at most 2^53 before it is converted (finding R2: 1e999 is inf). */
+    int i = 0;
+    for (const cJSON *p = arr->child; p; p = p->next, i++) {
+        const cJSON *a = cJSON_GetArrayItem(p, 0), *b = cJSON_GetArrayItem(p, 1);
+        if (!cJSON_IsArray(p) || cJSON_GetArraySize(p) != 2 || !is_position(a) || !is_position(b)) {
+            s = us_error_set(err, US_ERR_FORMAT, "%s: metadata 'spans' item %d is not a [start, end] pair of integers",
+                             path, i);
             goto done;
         }
         out->spans[i] = (us_span){(int64_t)a->valuedouble, (int64_t)b->valuedouble};

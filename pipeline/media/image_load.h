@@ -1,5 +1,7 @@
-/* image_load.h: image files (PNG, JPEG, BMP, GIF's first frame, TGA, PSD, PNM, HDR) to RGB8, through
- * stb_image.
+/* image_load.h: image files (PNG, JPEG, BMP, GIF's first frame, binary PNM) to RGB8, through
+ * stb_image. The other formats stb_image knows (TGA, PSD, HDR, PIC) are refused as unknown, and so are
+ * headers that claim more pixels than the file could hold; images over 8192 x 8192 pixels are
+ * US_ERR_UNSUPPORTED.
  *
  *   us_image img = {0};
  *   us_error err;
@@ -12,7 +14,8 @@
  * transformers dropped alpha instead); 16-bit samples keep their high byte. EXIF orientation is not applied (neither
  * does the Hugging Face processor). JPEG: stb_image's decoder is not libjpeg's, so the pixels may
  * differ from PIL's by a few levels (the test measures how many). Errors name the file and give
- * stb_image's reason: missing or unreadable (US_ERR_IO), empty, unknown or corrupt (US_ERR_FORMAT). */
+ * stb_image's reason: missing or unreadable (US_ERR_IO), empty, unknown or corrupt (US_ERR_FORMAT), too
+ * large (US_ERR_UNSUPPORTED). */
 #ifndef UNISPARSE_IMAGE_LOAD_H
 #define UNISPARSE_IMAGE_LOAD_H
 

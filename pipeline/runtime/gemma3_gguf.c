@@ -152,6 +152,39 @@ static us_status get_norm(const us_gguf *g, const char *name, int64_t n, float *
     return US_OK;
 }
 
+/* Every tensor the weights take, present with the shape the config implies, checked before anything
+ * is allocated from the config's sizes: the norm copies (C + L (4C + 2d) floats) are then backed by the
+ * file's bytes rather than by a metadata field (FUZZING.md, review finding R4: embedding_length 2^30 in an
+ * 11 KB file asked for 36 GB). */
+static us_status check_tensors(const us_gguf *g, const us_gemma3_config *c, us_error *err)
+{
+    const int64_t C = c->hidden_size, I = c->intermediate_size, d = c->head_dim;
+    const int64_t qd = (int64_t)c->num_heads * d, kd = (int64_t)c->num_kv_heads * d;
+    const us_gguf_tensor *t;
+    us_status s;
+    if ((s = get_tensor(g, "token_embd.weight", c->vocab_size, C, &t, err)) ||
+        (s = get_tensor(g, "output_norm.weight", C, 0, &t, err)) ||
+        (!c->tie_word_embeddings && (s = get_tensor(g, "output.weight", c->vocab_size, C, &t, err))))
+        return s;
+    const struct {
+        const char *name;
+        int64_t rows, cols;
+    } per_layer[] = {
+        {"attn_q.weight", qd, C},     {"attn_k.weight", kd, C},           {"attn_v.weight", kd, C},
+        {"attn_output.weight", C, qd}, {"ffn_gate.weight", I, C},          {"ffn_up.weight", I, C},
+        {"ffn_down.weight", C, I},     {"attn_norm.weight", C, 0},         {"post_attention_norm.weight", C, 0},
+        {"ffn_norm.weight", C, 0},     {"post_ffw_norm.weight", C, 0},     {"attn_q_norm.weight", d, 0},
+        {"attn_k_norm.weight", d, 0},
+    };
+    for (int l = 0; l < c->num_layers; l++)
+        for (size_t k = 0; k < sizeof per_layer / sizeof per_layer[0]; k++) {
+            char n[96];
+            snprintf(n, sizeof n, "blk.%d.%s", l, per_layer[k].name);
+            if ((s = get_tensor(g, n, per_layer[k].rows, per_layer[k].cols, &t, err))) return s;
+        }
+    return US_OK;
+}
+
 us_status us_gemma3_weights_load_gguf(const char *path, us_gemma3_weights **out, us_error *err)
 {
     *out = NULL;
@@ -166,7 +199,7 @@ us_status us_gemma3_weights_load_gguf(const char *path, us_gemma3_weights **out,
     const us_gemma3_config *c = &w->cfg;
     const int64_t C = c->hidden_size, I = c->intermediate_size, d = c->head_dim, L = c->num_layers;
     const int64_t qd = (int64_t)c->num_heads * d, kd = (int64_t)c->num_kv_heads * d;
-    if ((s = us_gemma3_weights_alloc_layers(w, err))) goto fail;
+    if ((s = check_tensors(g, &w->cfg, err)) || (s = us_gemma3_weights_alloc_layers(w, err))) goto fail;
     if ((s = get_mat(g, "token_embd.weight", c->vocab_size, C, &w->embed, err))) goto fail;
     if ((s = get_norm(g, "output_norm.weight", C, w->final_norm, err))) goto fail;
     if (c->tie_word_embeddings)
