@@ -7,6 +7,7 @@
  * --json prints one object instead. Exit status: 0 success, 1 bad input or failure, 2 bad usage. */
 #include "chat_template.h"
 #include "commands.h"
+#include "document.h"
 #include "gemma3_gguf.h"
 #include "gemma3_model.h"
 #include "generate.h"
@@ -27,31 +28,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-
-static char *read_text(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, n = 0;
-    char *b = malloc(cap);
-    for (size_t r; b && (r = fread(b + n, 1, cap - n - 1, f)) > 0;) {
-        n += r;
-        if (cap - n - 1 == 0) {
-            char *nb = realloc(b, cap *= 2);
-            if (!nb) free(b);
-            b = nb;
-        }
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!b || bad) {
-        free(b);
-        return NULL;
-    }
-    b[n] = '\0';
-    *len = n;
-    return b;
-}
 
 /* Writes the part of the decoded text not yet printed, holding back a trailing U+FFFD (a UTF-8
  * sequence cut between byte pieces). */
@@ -285,9 +261,9 @@ int cmd_generate(int argc, char **argv)
     size_t plen = 0;
     char *owned_prompt = NULL;
     if (prompt_file) {
-        owned_prompt = read_text(prompt_file, &plen);
-        if (!owned_prompt) {
-            fprintf(stderr, "unisparse generate: prompt file %s: cannot read: %s\n", prompt_file, strerror(errno));
+        us_error rerr;
+        if (us_document_read(prompt_file, (size_t)1 << 30, &owned_prompt, &plen, &rerr)) {
+            fprintf(stderr, "unisparse generate: prompt file %s\n", rerr.msg);
             return 1;
         }
         prompt = owned_prompt;
