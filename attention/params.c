@@ -28,6 +28,7 @@ us_unisparse_params us_unisparse_params_default(void)
         .min_blocks = 0,
         .max_blocks = 0,
         .min_tokens = 0,
+        .gpu_min_gflop = 200.0f,
         .row_union = 1,
         .xattn_stride = 8,
         .xattn_tau = 0.9f,
@@ -81,6 +82,7 @@ us_status us_unisparse_params_validate(const us_unisparse_params *p, int head_di
         return us_error_set(err, US_ERR_INVALID, "parameter max_blocks = %d is below min_blocks = %d",
                             p->max_blocks, p->min_blocks);
     RANGE(min_tokens, 0, (int64_t)1 << 40);
+    RANGE(gpu_min_gflop, 0.0f, 1e12f);
     RANGE(row_union, 0, 1);
     if (p->xattn_stride != 4 && p->xattn_stride != 8 && p->xattn_stride != 16)
         return us_error_set(err, US_ERR_INVALID, "parameter xattn_stride = %d: must be 4, 8 or 16",

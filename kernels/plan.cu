@@ -69,6 +69,7 @@ extern "C" us_status us_cuda_plan_create(us_method m, const us_attn_args *a, con
     memcpy(plan->h_visible, geo->visible, (size_t)geo->n_qblocks * sizeof(int32_t));
     us_selection_free(&geo);
     /* per-query visible limits, from the same definition the CPU kernel uses */
+    double pairs = 0.0;
     {
         int sp = 0;
         for (int64_t i = 0; i < plan->nq; i++) {
@@ -80,9 +81,12 @@ extern "C" us_status us_cuda_plan_create(us_method m, const us_attn_args *a, con
                 if (sp < a->mask.n_spans && a->mask.spans[sp].start <= pos) lim = a->mask.spans[sp].end - 1;
             }
             limit[i] = (int32_t)lim;
+            pairs += (double)(lim + 1);
         }
         plan->last_limit = limit[plan->nq - 1];
     }
+    plan->dense_gflop = 4.0 * hq * d * pairs * 1e-9;
+    plan->falls_back = m != US_METHOD_DENSE && (plan->nk < p->min_tokens || plan->dense_gflop < (double)p->gpu_min_gflop);
     cudaError_t e = cudaSuccess;
     if (e == cudaSuccess) e = cudaMalloc(&plan->d_limit, (size_t)plan->nq * sizeof(int32_t));
     if (e == cudaSuccess) e = cudaMalloc(&plan->d_row_offset, (size_t)rows * sizeof(int64_t));
@@ -157,7 +161,7 @@ extern "C" us_status us_cuda_select(us_cuda_plan *plan, const us_attn_args *a, v
     us_status s = check_shapes(plan, a, err);
     if (s) return s;
     cudaStream_t st = (cudaStream_t)stream;
-    if (plan->method == US_METHOD_DENSE || plan->nk < plan->p.min_tokens) return us_cuda_select_dense(plan, st, err);
+    if (plan->method == US_METHOD_DENSE || plan->falls_back) return us_cuda_select_dense(plan, st, err);
     switch (plan->method) {
     case US_METHOD_XATTENTION: return us_cuda_select_xattention(plan, a, st, err);
     case US_METHOD_FLEXPREFILL: return us_cuda_select_flexprefill(plan, a, st, err);
@@ -185,6 +189,8 @@ static us_status run_attention(const us_cuda_plan *plan, const us_attn_args *a, 
 }
 
 extern "C" void us_cuda_plan_set_kernel(us_cuda_plan *plan, us_cuda_kernel k) { plan->kernel = k; }
+
+extern "C" bool us_cuda_plan_falls_back(const us_cuda_plan *plan) { return plan->falls_back; }
 
 extern "C" const char *us_cuda_plan_kernel_name(const us_cuda_plan *plan, const us_attn_args *a)
 {

@@ -30,6 +30,8 @@ struct us_cuda_plan {
     int n_heads, heads_per_row, n_qblocks, n_kblocks;
     int64_t n_indices;
     int64_t last_limit;        /* the last query's visible limit (sizes FlexPrefill's sample) */
+    double dense_gflop;        /* 4 Hq d x visible (query, key) pairs: the dense kernel's work */
+    bool falls_back;           /* a sparse method that runs dense here (min_tokens, gpu_min_gflop) */
     int32_t *d_limit;          /* [nq]: last visible key of each query */
     int64_t *d_row_offset;     /* [n_heads * n_qblocks] */
     int32_t *d_visible;        /* [n_qblocks] */

@@ -18,6 +18,8 @@
 #ifndef UNISPARSE_CUDA_H
 #define UNISPARSE_CUDA_H
 
+#include <stdbool.h>
+
 #include "unisparse/attention.h"
 
 #ifdef __cplusplus
@@ -54,6 +56,10 @@ typedef enum { US_CUDA_KERNEL_AUTO = 0, US_CUDA_KERNEL_MMA = 1, US_CUDA_KERNEL_W
 void us_cuda_plan_set_kernel(us_cuda_plan *plan, us_cuda_kernel k);
 /* "wgmma" or "mma": the kernel the plan's attention calls run for tensors laid out as in a. */
 const char *us_cuda_plan_kernel_name(const us_cuda_plan *plan, const us_attn_args *a);
+
+/* True when the plan's sparse method runs dense on its calls: fewer keys than p.min_tokens, or
+ * less dense attention work than p.gpu_min_gflop, where estimation could not pay for itself. */
+bool us_cuda_plan_falls_back(const us_cuda_plan *plan);
 
 /* Device memory and timing for C callers (tests, the CLI, benchmarks). */
 us_status us_cuda_alloc(void **ptr, size_t bytes, us_error *err);

@@ -67,6 +67,7 @@ static void run_kernel(gpu_case c, uint64_t seed, us_cuda_kernel kernel)
     if (c.mask == US_MASK_CAUSAL_SPANS) a.mask.spans = spans, a.mask.n_spans = 3;
     us_unisparse_params p = us_unisparse_params_default();
     p.block = c.block;
+    p.gpu_min_gflop = 0; /* the estimator itself, also on small inputs */
     p.tau = c.tau;
     us_error err;
     us_selection *sel = NULL;
@@ -287,6 +288,7 @@ Test(gpu_attention, whole_call_captured_in_a_graph)
     a.v = us_tensor_3d(dv, US_BF16, hkv, n, d);
     a.o = us_tensor_3d(do1, US_BF16, hq, n, d);
     us_unisparse_params p = us_unisparse_params_default();
+    p.gpu_min_gflop = 0; /* capture the estimation, not the fallback */
     us_cuda_plan *plan = NULL;
     cr_assert_eq(us_cuda_plan_create(US_METHOD_UNISPARSE, &a, &p, &plan, &err), US_OK, "%s", err.msg);
     fprintf(stderr, "graph capture: UniSparse + %s kernel\n", us_cuda_plan_kernel_name(plan, &a));

@@ -144,6 +144,7 @@ static prepared prepare(const scase *c)
     pr.dev.o = us_tensor_3d(pr.dout, c->dtype, c->hq, c->nq, c->d);
     pr.dev.lse = pr.dlse;
     pr.p = us_unisparse_params_default();
+    pr.p.gpu_min_gflop = 0; /* the estimator itself, also on small inputs */
     pr.p.block = c->block;
     if (c->thr > 0.0f) pr.p.xattn_tau = pr.p.flex_gamma = c->thr;
     if (c->stride) pr.p.xattn_stride = c->stride;

@@ -153,6 +153,7 @@ static prepared prepare(const gcase *c)
     pr.dev.q.data = pr.dq, pr.dev.o.data = pr.dq;
     pr.dev.k.data = pr.dk, pr.dev.v.data = pr.dk;
     pr.p = us_unisparse_params_default();
+    pr.p.gpu_min_gflop = 0; /* the estimator itself, also on small inputs */
     pr.p.block = c->block;
     pr.p.ch = c->ch;
     if (c->cq) pr.p.cq = c->cq;
@@ -318,6 +319,39 @@ Test(gpu_unisparse, structured_inputs)
     run_cases(cs, (int)(sizeof cs / sizeof cs[0]));
 }
 
+/* Below gpu_min_gflop of dense work a sparse plan runs dense: every visible block of every row, no
+ * estimation; with the threshold at 0 the same call estimates (and keeps fewer blocks). The work
+ * counted is 4 Hq d x visible (query, key) pairs. */
+Test(gpu_unisparse, small_calls_fall_back_to_dense)
+{
+    require_gpu();
+    const gcase c = {"fallback", 8, 2, 4096, 4096, 128, C_, -1, 128, 0, 0, 0, 0.9f, US_BF16, US_SYN_MIXED, 0, 0, 0, 0, 1};
+    prepared pr = prepare(&c);
+    us_error err;
+    const double pairs = 4096.0 * 4097.0 / 2.0, gflop = 4.0 * 8 * 128 * pairs * 1e-9; /* 34.4 */
+    for (int pass = 0; pass < 3; pass++) {
+        /* pass 0: threshold just above the call's work; 1: just below; 2: min_tokens above Nk */
+        pr.p.gpu_min_gflop = pass == 0 ? (float)(gflop * 1.001) : (float)(gflop * 0.999);
+        pr.p.min_tokens = pass == 2 ? 4097 : 0;
+        const bool want_dense = pass != 1;
+        us_cuda_plan *plan = NULL;
+        cr_assert_eq(us_cuda_plan_create(US_METHOD_UNISPARSE, &pr.dev, &pr.p, &plan, &err), US_OK, "%s", err.msg);
+        cr_expect_eq(us_cuda_plan_falls_back(plan), want_dense, "pass %d", pass);
+        cr_assert_eq(us_cuda_select(plan, &pr.dev, NULL, &err), US_OK, "%s", err.msg);
+        us_selection *sel = NULL;
+        cr_assert_eq(us_cuda_plan_selection(plan, &sel, &err), US_OK, "%s", err.msg);
+        us_selection_finish(sel, &pr.host);
+        if (want_dense)
+            cr_expect_float_eq(sel->density, 1.0, 1e-12, "pass %d: density %f", pass, sel->density);
+        else
+            cr_expect_lt(sel->density, 0.9, "pass %d: the estimate kept %f of the pairs", pass, sel->density);
+        cr_expect_eq(us_selection_check(sel, &pr.host, 1, &err), US_OK, "%s", err.msg);
+        us_selection_free(&sel);
+        us_cuda_plan_free(&plan);
+    }
+    release(&pr);
+}
+
 Test(gpu_unisparse, layouts_floors_and_keep_all)
 {
     const gcase cs[] = {
@@ -409,6 +443,7 @@ Test(gpu_unisparse, timing_32k, .timeout = 900)
     us_attn_args a = ah;
     a.q.data = dq, a.o.data = dq, a.k.data = dk, a.v.data = dk;
     us_unisparse_params p = us_unisparse_params_default();
+    p.gpu_min_gflop = 0;
     us_cuda_plan *plan = NULL;
     cr_assert_eq(us_cuda_plan_create(US_METHOD_UNISPARSE, &a, &p, &plan, &err), US_OK, "%s", err.msg);
     cudaStream_t stream;

@@ -172,8 +172,8 @@ Test(unisparse, planted_needles_are_found)
 Test(unisparse, every_bad_parameter_is_rejected_by_name)
 {
     fixture f = make(4, 2, 300, 300, 64, US_MASK_CAUSAL, -1, 1);
-    us_unisparse_params variants[10];
-    for (int i = 0; i < 10; i++)
+    us_unisparse_params variants[11];
+    for (int i = 0; i < 11; i++)
         variants[i] = us_unisparse_params_default();
     variants[0].block = 96;
     variants[1].cq = 7; /* does not divide the block */
@@ -185,9 +185,10 @@ Test(unisparse, every_bad_parameter_is_rejected_by_name)
     variants[7].flex_gamma = 0.0f;
     variants[8].sink_blocks = -1;
     variants[9].min_tokens = -5;
-    const char *names[10] = {"block",      "cq",           "ck",         "ch",          "tau",
-                             "max_blocks", "xattn_stride", "flex_gamma", "sink_blocks", "min_tokens"};
-    for (int i = 0; i < 10; i++) {
+    variants[10].gpu_min_gflop = -1.0f;
+    const char *names[11] = {"block",      "cq",           "ck",         "ch",          "tau",        "max_blocks",
+                             "xattn_stride", "flex_gamma", "sink_blocks", "min_tokens", "gpu_min_gflop"};
+    for (int i = 0; i < 11; i++) {
         us_selection *sel = NULL;
         us_error err;
         memset(&err, 0, sizeof err);

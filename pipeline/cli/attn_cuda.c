@@ -146,6 +146,7 @@ int attn_run_cuda(const us_attn_args *host, const us_method *methods, int n_meth
         us_selection_finish(sel, &ha);
         double density = sel->density;
         const char *kernel = us_cuda_plan_kernel_name(plan, &a);
+        const bool fell_back = on_device && m != US_METHOD_DENSE && us_cuda_plan_falls_back(plan);
         if (save_selection && m == US_METHOD_UNISPARSE && us_selection_save(save_selection, sel, &err)) {
             fprintf(stderr, "unisparse attn: %s\n", err.msg);
             us_selection_free(&sel);
@@ -190,6 +191,7 @@ int attn_run_cuda(const us_attn_args *host, const us_method *methods, int n_meth
             cJSON_AddNumberToObject(j, "est_ms", est);
             cJSON_AddStringToObject(j, "est_device", on_device ? "cuda" : "cpu");
             cJSON_AddStringToObject(j, "kernel", kernel);
+            cJSON_AddBoolToObject(j, "dense_fallback", fell_back);
             cJSON_AddNumberToObject(j, "attn_ms", att);
             cJSON_AddNumberToObject(j, "total_ms", est + att);
             cJSON_AddNumberToObject(j, "dense_ms", dense_total);
@@ -200,8 +202,9 @@ int attn_run_cuda(const us_attn_args *host, const us_method *methods, int n_meth
             free(s);
             cJSON_Delete(j);
         } else {
-            printf("%-12s %9.4f %10.3f%s %10.3f %10.3f %8.2fx %10.2e %12.6f\n", us_method_name(m), density, est,
-                   on_device ? " " : "*", att, est + att, dense_total / (est + att), rel, recall);
+            printf("%-12s %9.4f %10.3f%s %10.3f %10.3f %8.2fx %10.2e %12.6f%s\n", us_method_name(m), density, est,
+                   on_device ? " " : "*", att, est + att, dense_total / (est + att), rel, recall,
+                   fell_back ? "  (dense fallback: below --gpu-min-gflop)" : "");
         }
         fflush(stdout);
     }

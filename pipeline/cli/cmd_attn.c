@@ -147,6 +147,9 @@ int cmd_attn(int argc, char **argv)
          "                           each composite row's cover"},
         {"stride", US_OPT_INT, &p.xattn_stride, "S", "XAttention antidiagonal stride"},
         {"gamma", US_OPT_FLOAT, &p.flex_gamma, "G", "FlexPrefill coverage"},
+        {"gpu-min-gflop", US_OPT_FLOAT, &p.gpu_min_gflop, "W",
+         "cuda: calls with less dense causal attention work than W GFLOP run dense\n"
+         "                           (the estimation could not pay; 0 = never; default 200)"},
         {"device", US_OPT_STRING, &device, "DEV", "cpu or cuda (dense, unisparse, xattention and flexprefill select\n"
          "                           on the GPU; the other methods select on the CPU and run the GPU kernel)"},
         {"threads", US_OPT_INT, &threads, "T", "CPU threads, 0 = all"},

@@ -186,6 +186,9 @@ typedef struct {
     int min_blocks;     /* floor on kept blocks per row (0) */
     int max_blocks;     /* ceiling on kept blocks per row, 0 = none; forced blocks always stay */
     int64_t min_tokens; /* below this many keys, keep everything (dense fallback) (0) */
+    float gpu_min_gflop; /* GPU: a call whose dense causal attention is less work than this many GFLOP
+                            runs dense (any sparse method): there the estimation's fixed cost cannot
+                            pay (200: about 0.3 ms of an H100's dense kernel; bench/RESULTS.md) */
     int row_union;      /* UniSparse: 1 = each composite query row keeps blocks covering tau of its own
                            mass and the block row keeps the union; 0 = one cover of the block's
                            average, the paper's rule (1: steadier fidelity, see bench/RESULTS.md) */
