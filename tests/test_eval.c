@@ -468,13 +468,15 @@ Test(eval_report, aggregate_relative_and_all_rows)
     cr_expect(rows[4].n == 3 && fabs(rows[4].accuracy - 0.5) < 1e-12);
     cr_expect(fabs(rows[5].relative - (1.0 / 3.0) / 0.5) < 1e-12);
 
-    us_eval_meta meta = {"model.gguf", "noise", 42, 2, 0, 2, "niah_single,vt", "dense,unisparse", "512", 0, true};
+    us_eval_meta meta = {"model.gguf", "noise", 42, 2, 0, 2, "niah_single,vt", "dense,unisparse", "512", 0, true, 0.95f};
     char *json = us_eval_results_json(&meta, r, 6, rows, n), *md = us_eval_results_md(&meta, rows, n);
     cr_assert(json && md);
     cr_expect(strstr(json, "\"relative_accuracy\":\tnull") || strstr(json, "\"relative_accuracy\": null"),
               "NaN is null in JSON");
     cr_expect(strstr(json, "\"samples\"") && strstr(json, "\"aggregate\"") && strstr(json, "\"definitions\""));
     cr_expect(strstr(md, "| task | length | method | accuracy | rel. to dense |") != NULL);
+    cr_expect(strstr(md, "UniSparse tau 0.95;") != NULL, "the run's tau is in the header");
+    cr_expect(strstr(json, "\"unisparse_tau\"") != NULL);
     cr_expect(strstr(md, "| vt | 512 | unisparse | 0.000 | n/a |") != NULL, "%s", md);
     unsigned char *png = NULL;
     size_t len = 0;

@@ -189,6 +189,7 @@ int cmd_eval(int argc, char **argv)
     const char *tasks_arg = "niah_single,niah_multikey,niah_multivalue,vt";
     const char *methods_arg = "dense,unisparse,xattention,flexprefill,minference", *lengths_arg = "4k";
     int samples = 3, max_tokens = 0, prefill_chunk = 0, threads = 0;
+    float tau = us_unisparse_params_default().tau;
     int64_t seed = 42;
     bool json = false;
     const us_option opts[] = {
@@ -197,6 +198,7 @@ int cmd_eval(int argc, char **argv)
         {"methods", US_OPT_STRING, &methods_arg, "LIST",
          "dense (the reference, always run), unisparse, xattention, flexprefill, minference"},
         {"lengths", US_OPT_STRING, &lengths_arg, "LIST", "prompt + answer lengths in tokens: 512, 4k, 16k, 32k, ..."},
+        {"tau", US_OPT_FLOAT, &tau, "T", "UniSparse's kept attention mass (default 0.98; the baselines keep theirs)"},
         {"samples", US_OPT_INT, &samples, "N", "samples per task and length (needle depths spread over [0, 1])"},
         {"seed", US_OPT_INT64, &seed, "S", "seed of every sample's keys, values and haystack offset"},
         {"out", US_OPT_STRING, &out_dir, "DIR", "where results.json, results.md and plot.png go (created)"},
@@ -219,9 +221,10 @@ int cmd_eval(int argc, char **argv)
         fprintf(stderr, "unisparse eval: --model PATH and --out DIR are required (see --help)\n");
         return 2;
     }
-    if (samples < 1 || samples > 10000 || max_tokens < 0 || max_tokens > 4096 || prefill_chunk < 0 || threads < 0) {
+    if (samples < 1 || samples > 10000 || max_tokens < 0 || max_tokens > 4096 || prefill_chunk < 0 || threads < 0 ||
+        !(tau > 0.0f && tau <= 1.0f)) {
         fprintf(stderr, "unisparse eval: need --samples in [1, 10000], --max-tokens in [0, 4096], "
-                        "--prefill-chunk >= 0, --threads >= 0\n");
+                        "--prefill-chunk >= 0, --threads >= 0, --tau in (0, 1]\n");
         return 2;
     }
     us_error err;
@@ -324,6 +327,7 @@ int cmd_eval(int argc, char **argv)
                          .samples = samples,
                          .prefill_chunk = prefill_chunk,
                          .threads = threads,
+                         .unisparse_tau = tau,
                          .tasks = tasks_arg,
                          .methods = methods_used,
                          .lengths = lengths_arg,
@@ -342,6 +346,7 @@ int cmd_eval(int argc, char **argv)
             us_gemma3_opts mo = us_gemma3_opts_default();
             mo.method = methods[mi];
             mo.threads = threads;
+            mo.params.tau = tau;
             us_eval_size_model(&mo, p->n, &rp);
             us_eval_record *r = &rec[n_rec];
             *r = (us_eval_record){.task = p->task->name,

@@ -207,6 +207,7 @@ static cJSON *meta_json(const us_eval_meta *m)
     cJSON_AddStringToObject(o, "lengths", m->lengths ? m->lengths : "");
     cJSON_AddNumberToObject(o, "prefill_chunk", m->prefill_chunk);
     cJSON_AddNumberToObject(o, "threads", m->threads);
+    cJSON_AddNumberToObject(o, "unisparse_tau", m->unisparse_tau);
     cJSON_AddNumberToObject(o, "started", (double)m->started);
     cJSON_AddBoolToObject(o, "complete", m->complete);
     cJSON *d = cJSON_AddObjectToObject(o, "definitions");
@@ -281,9 +282,11 @@ char *us_eval_results_md(const us_eval_meta *m, const us_eval_row *rows, int n_r
     us_strbuf_printf(&b, "# unisparse eval%s\n\n", m->complete ? "" : " (in progress)");
     us_strbuf_printf(&b,
                      "Model `%s`, haystack `%s`, %d sample(s) per task and length, seed %llu, prefill chunk: %s, "
-                     "started %s.\nTasks: %s. Methods: %s. Lengths: %s.\n\n",
+                     "started %s.\nTasks: %s. Methods: %s (UniSparse tau %.3g; the baselines at their defaults). "
+                     "Lengths: %s.\n\n",
                      m->model ? m->model : "", m->haystack ? m->haystack : "", m->samples, (unsigned long long)m->seed,
-                     chunk, when, m->tasks ? m->tasks : "", m->methods ? m->methods : "", m->lengths ? m->lengths : "");
+                     chunk, when, m->tasks ? m->tasks : "", m->methods ? m->methods : "", (double)m->unisparse_tau,
+                     m->lengths ? m->lengths : "");
     us_strbuf_puts(&b, "| task | length | method | accuracy | rel. to dense | token agreement | exact match | KL "
                        "| density | prefill s |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int i = 0; i < n_rows; i++) {

@@ -53,6 +53,7 @@ typedef struct {
     const char *tasks, *methods, *lengths; /* as given */
     int64_t started;                       /* Unix time */
     bool complete;                         /* false while the run goes on */
+    float unisparse_tau;                   /* UniSparse's kept mass in this run */
 } us_eval_meta;
 
 /* Every record (grouped by sample, with each method's run) and the aggregate, as one JSON object;
