@@ -107,6 +107,7 @@ struct SelectParams {
     float tau;
     int sink_blocks, local_blocks, min_blocks, max_blocks;
     int row_union; /* 1: one cover per composite row, kept blocks = their union */
+    int warp_covers; /* set by launch_select_by_mass: row-union covers one warp each (narrow rows) */
     /* optional: rows of selection head e are handled only when mode[e] == mode_want (FlexPrefill
      * runs this rule for its query-aware heads and another kernel for the others) */
     const int32_t *mode;
@@ -144,6 +145,14 @@ template <typename V> __device__ V block_excl_scan(V v, V *sh, V *total)
 /* Bytes of dynamic shared memory the selection kernel needs for rows of up to P (a power of two
  * >= the widest row) key blocks. */
 inline int select_smem_bytes(int P) { return P * (int)(sizeof(unsigned long long) + sizeof(int)); }
+
+/* Rows up to this many key blocks (256K tokens at S = 128) run the row-union rule with one warp per
+ * composite row, each sorting its own copy of the candidates: kSelThreads / 32 copies of P keys. */
+constexpr int kWarpCoverMaxP = 2048;
+inline int select_smem_bytes_warp_covers(int P)
+{
+    return P * (int)((kSelThreads / 32) * sizeof(unsigned long long) + sizeof(int));
+}
 
 /* Queues the selection rule over `rows` selection rows (select_mass.cu). */
 us_status launch_select_by_mass(const SelectParams &p, int64_t rows, int P, cudaStream_t stream, us_error *err);

@@ -9,12 +9,110 @@
  * shared memory, warp-synchronous stages for distances <= 32), a prefix sum in double to the first
  * count whose mass reaches tau, min/max floors, and an ascending compaction into the us_selection
  * layout. With the row-union rule each composite row makes its own cover and the row keeps their
- * union. */
+ * union; for rows of up to kWarpCoverMaxP blocks each warp makes the covers of its composite rows
+ * alone (its own copy of the keys, warp-synchronous sort and scans), so the R covers of a block row
+ * run side by side instead of one after another with block barriers: at 8K tokens (64 blocks per
+ * row, 8 covers) that was 45 of the estimate's 81 us on an H100. */
 #include "estimate_common.cuh"
 
 namespace us_est {
 
 namespace {
+
+template <typename V> __device__ __forceinline__ V warp_sum(V v)
+{
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+template <typename V> __device__ __forceinline__ V warp_excl_scan(V v)
+{
+    const int lane = threadIdx.x % 32;
+    V x = v;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        V y = __shfl_up_sync(0xffffffffu, x, o);
+        if (lane >= o) x += y;
+    }
+    return x - v;
+}
+
+/* The row-union covers of one block row, one warp per composite row (see the file comment). keys:
+ * [warps][P]; flag: [P], the forced blocks already set. Same keys, order and cumulative rule as the
+ * block-wide path below, so the same blocks are kept. */
+__device__ void covers_by_warp(const SelectParams &p, const float2 *part, int vis, int P, int Ri, int n_sink, int f_lo,
+                               int d_last, const float *s_max, const float *s_coef, const int *s_nb,
+                               unsigned long long *keys_all, int *flag)
+{
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nw = blockDim.x / 32, R = p.R;
+    unsigned long long *keys = keys_all + (size_t)warp * P;
+    const bool keep_all = p.tau >= 1.0f;
+    const double tau = (double)p.tau;
+    const int ceiling = p.max_blocks > 0 ? p.max_blocks : vis;
+    for (int pass = warp; pass < Ri; pass += nw) {
+        const float coef = s_coef[pass] * (float)Ri;
+        double fmass = 0.0;
+        int fcount = 0;
+        for (int b = lane; b < P; b += 32) {
+            unsigned long long key = 0ull;
+            if (b < vis) {
+                float imp = 0.0f;
+                if (b < s_nb[pass]) {
+                    const float2 v = part[(int64_t)b * R + pass];
+                    imp = v.y * ex2(v.x - s_max[pass]) * coef;
+                }
+                if (b < n_sink || (b >= f_lo && b <= d_last)) {
+                    fmass += (double)imp;
+                    fcount++;
+                } else {
+                    key = ((unsigned long long)__float_as_uint(imp) << 32) | (unsigned long long)(0xffffffffu - (unsigned)b);
+                }
+            }
+            keys[b] = key;
+        }
+        fmass = warp_sum(fmass);
+        fcount = warp_sum(fcount);
+        const int n_cand = vis - fcount;
+        __syncwarp();
+        /* bitonic sort, descending (ties: ascending index) */
+        for (int k = 2; k <= P; k <<= 1)
+            for (int jj = k >> 1; jj > 0; jj >>= 1) {
+                for (int t = lane; t < P / 2; t += 32) {
+                    const int a = 2 * t - (t & (jj - 1)), b = a + jj;
+                    const unsigned long long x = keys[a], y = keys[b];
+                    if ((x < y) == ((a & k) == 0)) keys[a] = y, keys[b] = x;
+                }
+                __syncwarp();
+            }
+        /* the smallest count of candidates whose mass, added to the forced blocks', reaches tau */
+        int ktau = (keep_all || fmass < tau) ? n_cand : 0;
+        if (!keep_all && fmass < tau) {
+            const int items = (n_cand + 31) / 32;
+            const int c_begin = min(lane * items, n_cand), c_end = min(c_begin + items, n_cand);
+            double local = 0.0;
+            for (int c = c_begin; c < c_end; c++) local += (double)__uint_as_float((unsigned)(keys[c] >> 32));
+            double run = fmass + warp_excl_scan(local);
+            int found = n_cand;
+            for (int c = c_begin; c < c_end; c++) {
+                run += (double)__uint_as_float((unsigned)(keys[c] >> 32));
+                if (run >= tau) {
+                    found = c + 1;
+                    break;
+                }
+            }
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) found = min(found, __shfl_xor_sync(0xffffffffu, found, o));
+            ktau = found;
+        }
+        int K = max(ktau, p.min_blocks - fcount);
+        K = min(K, ceiling - fcount);
+        K = max(0, min(K, n_cand));
+        /* several warps may flag one block: atomics keep the writes well defined */
+        for (int c = lane; c < K; c += 32) atomicOr(&flag[0xffffffffu - (unsigned)(keys[c] & 0xffffffffull)], 1);
+        __syncwarp(); /* the next pass overwrites keys */
+    }
+}
 
 __global__ void __launch_bounds__(kSelThreads) select_kernel(const SelectParams p)
 {
@@ -33,8 +131,8 @@ __global__ void __launch_bounds__(kSelThreads) select_kernel(const SelectParams 
     const int vis = p.visible[i];
     int P = 1;
     while (P < vis) P <<= 1;
-    unsigned long long *keys = reinterpret_cast<unsigned long long *>(sel_smem); /* [P] */
-    int *flag = reinterpret_cast<int *>(keys + P);                          /* [P] */
+    unsigned long long *keys = reinterpret_cast<unsigned long long *>(sel_smem); /* [P], or [warps][P] */
+    int *flag = reinterpret_cast<int *>(keys + (p.warp_covers ? (kSelThreads / 32) * P : P)); /* [P] */
     const int64_t row_off = p.row_offset[r];
     const int R = p.R, u0 = i * R, Ri = min(R, p.nqc - u0);
     const float2 *part = p.part + row_off * R;
@@ -78,7 +176,8 @@ __global__ void __launch_bounds__(kSelThreads) select_kernel(const SelectParams 
      * composite row with the row-union rule) */
     for (int b = tid; b < vis; b += kSelThreads) flag[b] = b < n_sink || (b >= f_lo && b <= d_last);
     __syncthreads();
-    const int passes = p.row_union ? Ri : 1;
+    if (p.warp_covers) covers_by_warp(p, part, vis, P, Ri, n_sink, f_lo, d_last, s_max, s_coef, s_nb, keys, flag);
+    const int passes = p.warp_covers ? 0 : p.row_union ? Ri : 1;
     for (int pass = 0; pass < passes; pass++) {
         double fmass = 0.0;
         int fcount = 0;
@@ -204,9 +303,11 @@ __global__ void __launch_bounds__(kSelThreads) select_kernel(const SelectParams 
 
 } // namespace
 
-us_status launch_select_by_mass(const SelectParams &p, int64_t rows, int P, cudaStream_t stream, us_error *err)
+us_status launch_select_by_mass(const SelectParams &params, int64_t rows, int P, cudaStream_t stream, us_error *err)
 {
-    const int smem = select_smem_bytes(P);
+    SelectParams p = params;
+    p.warp_covers = p.row_union && P <= kWarpCoverMaxP;
+    const int smem = p.warp_covers ? select_smem_bytes_warp_covers(P) : select_smem_bytes(P);
     US_CUDA_TRY(err, cudaFuncSetAttribute(select_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     select_kernel<<<(unsigned)rows, kSelThreads, smem, stream>>>(p);
     US_CUDA_TRY(err, cudaGetLastError());
