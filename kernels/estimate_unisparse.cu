@@ -35,8 +35,9 @@
  * float2: the selection's own layout times the composite rows per query block, about 270 MB at
  * 128K tokens, 8 estimate heads, S = 128, cq = 16) and the chunk totals (ne * nqc * chunks float2).
  *
- * Measured on an H100 (bf16, causal, 32/8 heads, d 128, defaults): 0.65 ms at 32K tokens, 7.4 ms
- * at 128K (pooling 0.37, scores ~6.5 with the tensor pipe ~50% busy, selection ~0.45).
+ * Measured on an H100 (bf16, causal, defaults, bench/RESULTS.md): 32/8 heads, d 128: 0.75 ms at 32K
+ * tokens, 10.3 ms at 128K; Gemma 3 270M's 4/1 heads, d 256, real input: 0.057 ms at 8K (pooling 12
+ * us, scores 24, selection 13), 0.097 ms at 16K.
  */
 #include "estimate_common.cuh"
 
