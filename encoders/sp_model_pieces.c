@@ -3,7 +3,9 @@
  * Why: the tokenizer needs every piece's type to find the special pieces (CONTROL, USER_DEFINED) it
  * splits out of text, and SentencePiece's C++ API does not expose USER_DEFINED. Only
  * ModelProto.pieces (field 1) is decoded; every other field is skipped by its wire type, so this also
- * rejects bytes that are not a protobuf message at all, with a message naming the source.
+ * rejects bytes that are not a protobuf message at all, with a message naming the source. The one
+ * exception: the normalizer specs' precompiled charsmaps are checked (sp_charsmap.c), since
+ * SentencePiece would use them unchecked.
  */
 #include "sp_model_proto.h"
 
@@ -99,6 +101,27 @@ static us_status read_piece(const uint8_t *data, size_t n, int i, const char *wh
     return US_OK;
 }
 
+/* Checks every precompiled_charsmap (field 2) of a NormalizerSpec message: protobuf keeps the last
+ * of repeated fields and merges repeated messages, so checking each occurrence covers the one
+ * SentencePiece ends up with. */
+static us_status check_normalizer(const uint8_t *data, size_t n, const char *what, const char *spec, us_error *err)
+{
+    pb_reader r = {data, data + n};
+    while (r.p < r.end) {
+        int field, wire;
+        uint64_t v = 0;
+        const uint8_t *d = NULL;
+        size_t dn = 0;
+        if (!rd_field(&r, &field, &wire, &v, &d, &dn))
+            return us_error_set(err, US_ERR_FORMAT, "%s: %s is not a valid protobuf message", what, spec);
+        if (field == 2 && wire == 2) {
+            us_status st = us_sp_charsmap_check(d, dn, what, spec, err);
+            if (st) return st;
+        }
+    }
+    return US_OK;
+}
+
 void us_sp_pieces_free(us_sp_pieces *p)
 {
     if (!p) return;
@@ -130,6 +153,10 @@ us_status us_sp_pieces_read(const uint8_t *bytes, size_t len, const char *what, 
                                 what, (size_t)(r.p - bytes));
         if (field == 1 && wire != 2)
             return us_error_set(err, US_ERR_FORMAT, "%s: not a SentencePiece model (field 1 is not a message)", what);
+        if ((field == 3 || field == 5) && wire == 2) {
+            us_status st = check_normalizer(d, dn, what, field == 3 ? "normalizer_spec" : "denormalizer_spec", err);
+            if (st) return st;
+        }
         count += field == 1;
     }
     if (count == 0 || count > 0x7fffffff)

@@ -81,11 +81,18 @@ typedef struct {
     int *types;      /* us_sp_piece_type */
 } us_sp_pieces;
 
-/* Parses the pieces of a serialized ModelProto; skips every other field. what names the source
- * (a path) in error messages. */
+/* Parses the pieces of a serialized ModelProto; skips every other field but the normalizer specs'
+ * charsmaps, which it checks (us_sp_charsmap_check). what names the source (a path) in messages. */
 us_status us_sp_pieces_read(const uint8_t *bytes, size_t len, const char *what, us_sp_pieces *out,
                             us_error *err);
 void us_sp_pieces_free(us_sp_pieces *p);
+
+/* Checks a NormalizerSpec.precompiled_charsmap (spec names the field in messages), which
+ * SentencePiece uses without bounds checks: every trie state reachable from some input must stay
+ * inside the trie and every replacement inside the blob (sp_charsmap.c). us_sp_pieces_read checks the
+ * charsmaps of normalizer_spec (3) and denormalizer_spec (5) this way. An empty blob passes. */
+us_status us_sp_charsmap_check(const uint8_t *blob, size_t len, const char *what, const char *spec,
+                               us_error *err);
 
 #ifdef __cplusplus
 }

@@ -112,32 +112,6 @@ static int build_gguf(const uint8_t *data, size_t size, wbuf *b)
     return b->failed ? -1 : 0;
 }
 
-static const char k_text[] = "Hello <start_of_turn>user\nWorld  123 caf\xC3\xA9 \xF0\x9F\x98\x80<end_of_turn>\n"
-                             "<image_soft_token>\xFF<bos>";
-
-static void round_trip(const us_tokenizer *tok)
-{
-    us_error err;
-    size_t n = 0;
-    if (us_tokenizer_encode(tok, k_text, sizeof k_text - 1, NULL, 0, &n, &err)) return;
-    int32_t *ids = malloc((n ? n : 1) * sizeof *ids);
-    if (!ids) return;
-    size_t got = 0;
-    if (!us_tokenizer_encode(tok, k_text, sizeof k_text - 1, ids, n, &got, &err) && got == n) {
-        for (unsigned flags = 0; flags < 2; flags++) {
-            char *text = NULL;
-            size_t len = 0;
-            if (!us_tokenizer_decode(tok, ids, n, flags, &text, &len, &err)) free(text);
-        }
-    }
-    free(ids);
-    for (int32_t id = -1; id <= us_tokenizer_vocab_size(tok) && id < 64; id++) {
-        const char *piece = us_tokenizer_id_to_piece(tok, id);
-        if (piece) (void)us_tokenizer_piece_to_id(tok, piece);
-        (void)us_tokenizer_piece_type(tok, id);
-    }
-}
-
 int us_fuzz_sp_from_gguf(const uint8_t *data, size_t size)
 {
     wbuf b = {0};
@@ -156,7 +130,7 @@ int us_fuzz_sp_from_gguf(const uint8_t *data, size_t size)
     if (s) return s;
     us_tokenizer *tok = NULL;
     s = us_gemma3_tokenizer_from_gguf(g, &tok, &err);
-    if (!s) round_trip(tok);
+    if (!s) us_fuzz_tokenizer_round_trip(tok);
     us_tokenizer_free(&tok);
     us_gguf_close(&g);
     return s;

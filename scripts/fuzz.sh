@@ -3,7 +3,8 @@
 # corpora, and run each target in turn; see FUZZING.md.
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
 #   SECONDS  per target (default 60)
-#   TARGET   safetensors gguf config_json qkv_file sp_from_gguf video image document (default: all)
+#   TARGET   safetensors gguf config_json qkv_file sp_from_gguf video image document tokenizer_model
+#            hf_dir (default: all)
 # Each target runs alone (-jobs=1), with -rss_limit_mb=2048 -timeout=10 and its dictionary
 # (fuzz/dict/<target>.dict) when there is one. New inputs go to fuzz/corpus/<target>/, crash, leak,
 # timeout and out-of-memory inputs and libFuzzer's log to fuzz/crashes/<target>/. Prints one line per
@@ -12,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-all=(safetensors gguf config_json qkv_file sp_from_gguf video image document)
+all=(safetensors gguf config_json qkv_file sp_from_gguf video image document tokenizer_model hf_dir)
 secs=${1:-60}
 [ $# -gt 0 ] && shift
 targets=("$@")
@@ -34,7 +35,7 @@ python3 scripts/make-fuzz-corpus.py fuzz/corpus >/dev/null || exit 2
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 found_any=0
-printf '%-13s %10s %7s %9s  %s\n' target runs cov findings artifacts
+printf '%-15s %10s %7s %9s  %s\n' target runs cov findings artifacts
 for t in "${targets[@]}"; do
   crashes="$root/fuzz/crashes/$t"
   mkdir -p "$crashes"
@@ -58,6 +59,6 @@ for t in "${targets[@]}"; do
   new=$(comm -13 <(printf '%s\n' "$before") <(printf '%s\n' "$after") | sed '/^$/d')
   n_new=$(printf '%s' "$new" | grep -c . || true)
   [ "$n_new" -gt 0 ] && found_any=1
-  printf '%-13s %10s %7s %9s  %s\n' "$t" "${runs:-?}" "${cov:-?}" "$n_new" "$(printf '%s' "$new" | xargs -r -n1 basename | tr '\n' ' ')"
+  printf '%-15s %10s %7s %9s  %s\n' "$t" "${runs:-?}" "${cov:-?}" "$n_new" "$(printf '%s' "$new" | xargs -r -n1 basename | tr '\n' ' ')"
 done
 exit $found_any

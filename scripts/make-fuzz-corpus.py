@@ -318,6 +318,167 @@ def sp_seeds(c, vocab):
     c.add("sp_from_gguf", "vocab-no-ids.bin", sp_structured([("<unk>", 0, 2), ("x", -1, 1)], ids=(0, 0, 0, 0), flags=0))
 
 
+# ---- tokenizer.model (SentencePiece ModelProto) ---------------------------------------------------
+
+def pb_varint(v):
+    v &= (1 << 64) - 1  # negative ints are ten bytes of two's complement, as protobuf writes them
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def pb_int(field, v):
+    return pb_varint(field << 3) + pb_varint(v)
+
+
+def pb_float(field, f):
+    return pb_varint(field << 3 | 5) + struct.pack("<f", f)
+
+
+def pb_bytes(field, data):
+    data = data.encode() if isinstance(data, str) else data
+    return pb_varint(field << 3 | 2) + pb_varint(len(data)) + data
+
+
+def sp_model(pieces, model_type=1, byte_fallback=False, ids=(0, 1, 2, -1), normalizer="identity",
+             charsmap=None, self_test=None, extra=b""):
+    """A ModelProto: pieces (1), trainer_spec (2), normalizer_spec (3), self_test_data (4); the fields
+    sp_model_proto.c writes, plus a precompiled charsmap and self-test samples when given."""
+    out = b"".join(pb_bytes(1, pb_bytes(1, p) + pb_float(2, sc) + pb_int(3, t)) for p, sc, t in pieces)
+    unk, bos, eos, pad = ids
+    ts = (pb_int(3, model_type) + pb_int(4, len(pieces)) + pb_int(35, int(byte_fallback)) + pb_int(40, unk) +
+          pb_int(41, bos) + pb_int(42, eos) + pb_int(43, pad) + pb_bytes(44, " \u2047 "))
+    ns = pb_bytes(1, normalizer) + pb_int(3, 1) + pb_int(4, 1) + pb_int(5, 1)
+    if charsmap is not None:
+        ns += pb_bytes(2, charsmap)
+    out += pb_bytes(2, ts) + pb_bytes(3, ns)
+    if self_test:
+        out += pb_bytes(4, b"".join(pb_bytes(1, pb_bytes(1, i) + pb_bytes(2, e)) for i, e in self_test))
+    return out + extra
+
+
+def darts_charsmap(rules):
+    """A precompiled charsmap as SentencePiece reads it: u32 trie size | a Darts-clone double array of
+    the rules' sources | the replacements, NUL-terminated. Every trie node gets a block of 256 units of
+    its own (as Darts-clone allocates them), its children at base ^ byte and its value at base ^ 0."""
+    strings, value_of = b"", {}
+    for src, dst in rules:
+        value_of[src.encode()] = len(strings)
+        strings += dst.encode() + b"\0"
+    trie = {}  # prefix -> {byte: prefix + byte}
+    for src in value_of:
+        for i in range(len(src)):
+            trie.setdefault(src[:i], {})[src[i]] = src[: i + 1]
+    nodes = sorted(set(trie) | set(value_of), key=lambda k: (len(k), k))
+    base = {k: 256 * (i + 1) for i, k in enumerate(nodes)}
+    units = [0] * (256 * (len(nodes) + 1))
+    units[0] = base[b""] << 10  # the root: only its offset (0 ^ base)
+    for k in nodes:
+        b = base[k]
+        if k in value_of:
+            units[b] = value_of[k] | 1 << 31
+        for byte, child in trie.get(k, {}).items():
+            pos = b ^ byte
+            units[pos] = byte | (pos ^ base[child]) << 10 | (1 << 8 if child in value_of else 0)
+    blob = struct.pack(f"<{len(units)}I", *units)
+    return struct.pack("<I", len(blob)) + blob + strings
+
+
+def tokenizer_model_seeds(c, vocab):
+    with open(os.path.join(ASSETS, "tokenizer", "tiny.model"), "rb") as f:
+        c.add("tokenizer_model", "tiny.model", f.read())
+    base = [("<unk>", 0, 2), ("<s>", 0, 3), ("</s>", 0, 3)]
+    words = [("\u2581a", -1, 1), ("\u2581b", -2, 1), ("a", -3, 1), ("b", -4, 1), ("\u2581", -5, 1), ("ab", -6, 1)]
+    byte_pieces = [(f"<0x{i:02X}>", 0, 6) for i in range(256)]
+    c.add("tokenizer_model", "unigram-bytes.model", sp_model(
+        base + [("<start_of_turn>", 0, 3), ("<mask>", 0, 4)] + byte_pieces + words, byte_fallback=True))
+    c.add("tokenizer_model", "bpe.model", sp_model(base + words, model_type=2))
+    c.add("tokenizer_model", "word.model", sp_model(base + words, model_type=3))
+    c.add("tokenizer_model", "char.model", sp_model(base + [("a", -1, 1), ("b", -1, 1), ("\u2581", -1, 1)],
+                                                    model_type=4))
+    c.add("tokenizer_model", "unk-only.model", sp_model([("<unk>", 0, 2)], ids=(0, -1, -1, -1)))
+    c.add("tokenizer_model", "self-test.model",
+          sp_model(base + words, self_test=[("ab", "\u2581a b"), ("a b", "\u2581a \u2581b")]))
+    # a precompiled charsmap: u32 trie size, then the trie (Darts units) and the normalized strings;
+    # these are made up (the format is SentencePiece's own) so that its checks are reached.
+    c.add("tokenizer_model", "charsmap-empty-trie.model", sp_model(base + words, normalizer="nmt_nfkc",
+                                                                   charsmap=struct.pack("<I", 0) + b"a\0"))
+    c.add("tokenizer_model", "charsmap-one-unit.model", sp_model(base + words, normalizer="nfkc",
+                                                                 charsmap=struct.pack("<II", 4, 0x400) + b"x\0"))
+    c.add("tokenizer_model", "charsmap-valid.model", sp_model(
+        base + words, normalizer="nmt_nfkc",
+        charsmap=darts_charsmap([("A", "a"), ("AB", "b"), ("\uff21", "a"), ("\u3000", " "), ("x", "")])))
+    c.add("tokenizer_model", "vocab-from-json.model", sp_model(
+        [(p, s, t) for p, s, t in vocab["pieces"]], model_type=vocab["settings"]["model_type"], byte_fallback=True,
+        ids=(vocab["settings"]["unk_id"], vocab["settings"]["bos_id"], vocab["settings"]["eos_id"],
+             vocab["settings"]["pad_id"])))
+    c.add("tokenizer_model", "unknown-fields.model",
+          sp_model(base + words, extra=pb_int(99, 7) + pb_bytes(100, b"xyz") + pb_varint(101 << 3 | 1) + b"\0" * 8))
+
+
+# ---- Hugging Face directory: model.safetensors.index.json (+ a shard of the input's own) -----------
+
+HF_SHARDS = ("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors")
+HF_LAYER = ["self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
+            "self_attn.o_proj.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight",
+            "input_layernorm.weight", "post_attention_layernorm.weight", "pre_feedforward_layernorm.weight",
+            "post_feedforward_layernorm.weight", "self_attn.q_norm.weight", "self_attn.k_norm.weight"]
+# the tiny model that fuzz_hf_dir.c writes beside the index: C 8, 2 heads of 8, 1 KV head, I 16, vocab 8
+HF_SHAPES = {"self_attn.q_proj.weight": (16, 8), "self_attn.k_proj.weight": (8, 8),
+             "self_attn.v_proj.weight": (8, 8), "self_attn.o_proj.weight": (8, 16),
+             "mlp.gate_proj.weight": (16, 8), "mlp.up_proj.weight": (16, 8), "mlp.down_proj.weight": (8, 16)}
+
+
+def hf_index(weight_map, total=4096):
+    return json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2).encode()
+
+
+def hf_tiny_shard(dtype="F32", pack=f32s, align_pad=0):
+    """Every tensor of the tiny model in one safetensors file; align_pad bytes before the data make
+    every tensor start at an odd offset (the format does not require alignment)."""
+    tensors = [("model.embed_tokens.weight", (8, 8)), ("model.norm.weight", (8,))]
+    tensors += [(f"model.layers.0.{n}", HF_SHAPES.get(n, (8,))) for n in HF_LAYER]
+    header, off, blobs = {}, align_pad, [b"\0" * align_pad]
+    for name, shape in tensors:
+        n = 1
+        for d in shape:
+            n *= d
+        data = pack([0.125] * n)
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [off, off + len(data)]}
+        off += len(data)
+        blobs.append(data)
+    js = json.dumps(header, separators=(",", ":")).encode()
+    js += b" " * ((-len(js)) % 8)
+    return struct.pack("<Q", len(js)) + js + b"".join(blobs)
+
+
+def hf_dir_seeds(c):
+    layer = {f"model.layers.0.{n}": HF_SHARDS[1] for n in HF_LAYER}
+    both = {"model.embed_tokens.weight": HF_SHARDS[0], "model.norm.weight": HF_SHARDS[0], **layer}
+    c.add("hf_dir", "two-shards.json", hf_index(both))
+    c.add("hf_dir", "first-shard-only.json", hf_index({"model.embed_tokens.weight": HF_SHARDS[0]}))
+    c.add("hf_dir", "no-metadata.json", json.dumps({"weight_map": both}).encode())
+    c.add("hf_dir", "empty-map.json", hf_index({}))
+    c.add("hf_dir", "map-not-object.json", b'{"weight_map": ["a.safetensors"]}')
+    c.add("hf_dir", "value-not-string.json", b'{"weight_map": {"model.norm.weight": 3}}')
+    c.add("hf_dir", "path-in-name.json", hf_index({"model.norm.weight": "../" + HF_SHARDS[0]}))
+    c.add("hf_dir", "dot-dot.json", hf_index({"model.norm.weight": ".."}))
+    c.add("hf_dir", "names-config.json", hf_index({"x": "config.json", "y": "model.safetensors.index.json"}))
+    c.add("hf_dir", "missing-shard.json", hf_index({**both, "lm_head.weight": "model-00003-of-00003.safetensors"}))
+    own = {k: "fuzz.safetensors" for k in both}
+    for name, shard in (("own-shard-f32", hf_tiny_shard()), ("own-shard-f16", hf_tiny_shard("F16", f16s)),
+                        ("own-shard-bf16-odd-offsets", hf_tiny_shard("BF16", bf16s, align_pad=1)),
+                        ("own-shard-f16-odd-offsets", hf_tiny_shard("F16", f16s, align_pad=1))):
+        c.add("hf_dir", f"{name}.bin", hf_index(own) + b"\0" + shard)
+    # the input's shard listed first, so that its tensors win over the valid shards' of the same name
+    c.add("hf_dir", "own-shard-first.bin", hf_index({"a": "fuzz.safetensors", **both}) + b"\0" +
+          hf_tiny_shard("BF16", bf16s, align_pad=3))
+
+
 # ---- config.json ----------------------------------------------------------------------------------
 
 def config_seeds(c):
@@ -457,6 +618,9 @@ def main():
         document_seeds(c)
         image_seeds(c, tmp, have_ffmpeg)
         video_seeds(c, tmp, have_ffmpeg)
+        # last, so that the targets above keep the damaged copies (drawn from one RNG) they had before
+        tokenizer_model_seeds(c, vocab)
+        hf_dir_seeds(c)
     for t in sorted(c.counts):
         print(f"make-fuzz-corpus: {t}: {c.counts[t]} seeds in {os.path.join(out, t)}")
 

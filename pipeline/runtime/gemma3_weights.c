@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +115,15 @@ static us_status get_tensor_nd(const us_gemma3_weights *w, const char *dir, us_g
     if (t->dtype < 0)
         return us_error_set(err, US_ERR_UNSUPPORTED, "%s: tensor \"%s\" has dtype %s (F32, F16 or BF16 expected)", *file,
                             t->name, t->dtype_name);
+    /* The runtime reads tensors in place as float and uint16_t arrays (us_gemma3_mat_row, the matmul
+     * and vision kernels). safetensors does not require aligned data, though its writers align it (the
+     * header padded to 8 bytes, widest dtypes first); the mapping starts on a page, so the address's
+     * alignment is the file offset's. */
+    if ((uintptr_t)t->data % t->elem_size)
+        return us_error_set(err, US_ERR_UNSUPPORTED,
+                            "%s: tensor \"%s\" (%s) starts at a file offset that is not a multiple of its %zu-byte "
+                            "elements; re-save the file with aligned tensors", *file, t->name, t->dtype_name,
+                            t->elem_size);
     int same = t->ndim == ndim;
     for (int i = 0; i < ndim && same; i++) same = t->shape[i] == shape[i];
     if (!same) {
@@ -191,10 +201,15 @@ static us_status open_sharded(us_gemma3_weights *w, const char *dir, const char 
 {
     FILE *f = fopen(index, "rb");
     if (!f) return us_error_set(err, US_ERR_IO, "%s: cannot open: %s", index, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    /* An index lists tensor names: well under a megabyte for the largest checkpoints. The bound keeps
+     * a directory or a huge file under that name from becoming a huge allocation. */
+    long n = -1;
+    if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
+    if (n < 0 || n > (64L << 20) || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return us_error_set(err, US_ERR_IO, "%s: cannot size the file (or it exceeds 64 MiB)", index);
+    }
+    char *buf = malloc((size_t)n + 1);
     if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
         free(buf);
         fclose(f);
@@ -204,6 +219,7 @@ static us_status open_sharded(us_gemma3_weights *w, const char *dir, const char 
     buf[n] = '\0';
     cJSON *root = cJSON_Parse(buf);
     free(buf);
+    if (!root) return us_error_set(err, US_ERR_FORMAT, "%s: not valid JSON", index);
     const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
     if (!cJSON_IsObject(map)) {
         cJSON_Delete(root);
