@@ -1,10 +1,12 @@
 /* test_eval.c: the evaluation library (pipeline/eval/): metrics on cases with known answers, the task
  * list and length parsers, the haystack renderer and the task builders (with the tiny SentencePiece
- * fixture, assets/tokenizer/tiny.model, as the token counter), the runner's teacher-forced KL on the
- * tiny Gemma 3 (assets/gemma3-tiny), the aggregate table and its reports, and the plot's PNG. */
+ * fixture, assets/tokenizer/tiny.model, as the token counter), the video needle (its frame, its place
+ * among the frames, its rows spliced into the frames'), the runner's teacher-forced KL on the tiny
+ * Gemma 3 (assets/gemma3-tiny), the aggregate table and its reports, and the plot's PNG. */
 #include "eval_canvas.h"
 #include "eval_haystack.h"
 #include "eval_metrics.h"
+#include "eval_needle.h"
 #include "eval_plot.h"
 #include "eval_report.h"
 #include "eval_runner.h"
@@ -106,6 +108,7 @@ Test(eval_tasks, list_parsing_names_the_known_tasks)
     for (int i = 0; i < us_eval_task_count(); i++) {
         const us_eval_task *k = us_eval_task_at(i);
         cr_expect(k->modality != US_EVAL_TEXT || k->build_text, "%s: a text task needs a builder", k->name);
+        cr_expect(k->modality != US_EVAL_VIDEO || k->build_video, "%s: a video task needs a builder", k->name);
         cr_expect_gt(k->answer_tokens, 0);
     }
 }
@@ -322,6 +325,100 @@ Test(eval_build, multivalue_and_vt)
     us_eval_haystack_free(&h);
 }
 
+/* ---- video needle ---------------------------------------------------------------------------- */
+
+static bool is_ink(const uint8_t *px)
+{
+    return px[0] == US_EVAL_NEEDLE_INK && px[1] == US_EVAL_NEEDLE_INK && px[2] == US_EVAL_NEEDLE_INK;
+}
+
+static bool is_background(const uint8_t *px)
+{
+    return px[0] == US_EVAL_NEEDLE_BG_R && px[1] == US_EVAL_NEEDLE_BG_G && px[2] == US_EVAL_NEEDLE_BG_B;
+}
+
+Test(eval_needle, frame_draws_the_digits_dark_on_bright)
+{
+    enum { W = 96, H = 64 }; /* the size of tests/cli_eval_video.sh's clip */
+    static uint8_t a[H][W][3], b[H][W][3];
+    int box[4], box_b[4];
+    us_error err = {0};
+    cr_assert_eq(us_eval_needle_frame("17", W, H, &a[0][0][0], box, &err), US_OK, "%s", err.msg);
+    cr_assert_eq(us_eval_needle_frame("83", W, H, &b[0][0][0], box_b, &err), US_OK, "%s", err.msg);
+    cr_expect(memcmp(a, b, sizeof a) != 0, "two numbers, two images");
+    cr_expect(memcmp(box, box_b, sizeof box) == 0, "the layout depends on the digit count only");
+    cr_assert(0 <= box[0] && box[0] < box[2] && box[2] <= W && 0 <= box[1] && box[1] < box[3] && box[3] <= H);
+    cr_expect(box[2] - box[0] >= W / 2, "large: %d of %d px wide", box[2] - box[0], W);
+    int ink = 0, inside = 0;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            const bool in = x >= box[0] && x < box[2] && y >= box[1] && y < box[3];
+            cr_assert(is_ink(a[y][x]) || is_background(a[y][x]), "only two colours, at (%d, %d)", x, y);
+            if (!in) cr_assert(is_background(a[y][x]), "ink outside the text box at (%d, %d)", x, y);
+            inside += in, ink += in && is_ink(a[y][x]);
+        }
+    cr_expect(ink > inside / 10 && ink < inside / 2, "%d of %d text-box pixels dark", ink, inside);
+    /* the glyphs themselves: "1" starts with an empty top-left font pixel and ends in a full bottom bar;
+     * "8" has round corners and a waist (its middle row is empty at the left edge) */
+    const int s = (box[3] - box[1]) / 7; /* font pixel size */
+    cr_expect(is_background(a[box[1]][box[0]]), "1: top-left corner");
+    cr_expect(is_ink(a[box[1]][box[0] + 2 * s]), "1: the stem's top");
+    cr_expect(is_ink(a[box[3] - 1][box[0] + s]) && is_ink(a[box[3] - 1][box[0] + 3 * s]), "1: the foot");
+    cr_expect(is_background(b[box[1]][box[0]]) && is_ink(b[box[1] + s][box[0]]) && is_ink(b[box[1]][box[0] + s]),
+              "8: round top");
+    cr_expect(is_background(b[box[1] + 3 * s][box[0]]) && is_ink(b[box[1] + 3 * s][box[0] + s]), "8: the waist");
+
+    cr_expect_eq(us_eval_needle_frame("417", 12, 5, &a[0][0][0], NULL, &err), US_ERR_INVALID);
+    cr_expect(strstr(err.msg, "12x5") != NULL, "%s", err.msg);
+    cr_expect_eq(us_eval_needle_frame("4a", W, H, &a[0][0][0], NULL, &err), US_ERR_INVALID);
+}
+
+Test(eval_needle, lands_where_the_depth_asks)
+{
+    cr_expect_eq(us_eval_needle_index(0.0, 16), 0);
+    cr_expect_eq(us_eval_needle_index(1.0, 16), 15);
+    cr_expect_eq(us_eval_needle_index(0.5, 5), 2);
+    cr_expect_eq(us_eval_needle_index(0.49, 16), 7); /* nearest of 7.35 */
+    cr_expect_eq(us_eval_needle_index(0.7, 1), 0);
+
+    /* the builder: depths spread over the samples put the needle on every frame in turn */
+    const us_eval_task *t = us_eval_task_find("video_needle");
+    cr_assert(t && t->modality == US_EVAL_VIDEO && t->build_video && !t->build_text);
+    us_error err = {0};
+    char first[8] = "";
+    bool differs = false;
+    for (int i = 0; i < 4; i++) {
+        us_eval_video_params p = {us_eval_sample_seed(42, t->name, 4, i), us_eval_depth(i, 4), 4};
+        us_eval_sample s;
+        cr_assert_eq(t->build_video(t, &p, &s, &err), US_OK, "%s", err.msg);
+        cr_expect_eq(s.needle_frame, i, "depth %g: frame %d", p.depth, s.needle_frame);
+        cr_expect(fabs(s.needle_pos[0] - i / 3.0) < 1e-12 && s.depth == p.depth && s.units == 4);
+        cr_assert_eq(s.n_expected, 1);
+        const size_t len = strlen(s.expected[0]);
+        cr_expect(len >= 2 && len <= 3 && strspn(s.expected[0], "0123456789") == len && s.expected[0][0] != '0', "'%s'",
+                  s.expected[0]);
+        cr_expect(strstr(s.question, "number") && s.answer_prefix && s.answer_prefix[0]);
+        if (i == 0) snprintf(first, sizeof first, "%s", s.expected[0]);
+        differs |= strcmp(first, s.expected[0]) != 0;
+        us_eval_sample again;
+        cr_assert_eq(t->build_video(t, &p, &again, &err), US_OK);
+        cr_expect_str_eq(again.expected[0], s.expected[0], "one seed, one number");
+        us_eval_sample_free(&s), us_eval_sample_free(&again);
+    }
+    cr_expect(differs, "four seeds gave one number");
+
+    /* the rows: the needle's block replaces exactly the frame at its index */
+    enum { F = 4, B = 6 };
+    float hay[F * B], needle[B], out[F * B];
+    for (int i = 0; i < F * B; i++)
+        hay[i] = (float)(i / B);
+    for (int i = 0; i < B; i++)
+        needle[i] = -1.0f;
+    us_eval_needle_splice(hay, F, needle, B, 2, out);
+    for (int i = 0; i < F * B; i++)
+        cr_expect_eq(out[i], i / B == 2 ? -1.0f : (float)(i / B), "row float %d", i);
+}
+
 /* ---- runner: teacher-forced KL on the tiny model ------------------------------------------- */
 
 static us_gemma3_weights *g_w;
@@ -369,10 +466,10 @@ Test(eval_runner, dense_against_itself)
     us_eval_reference ref;
     us_eval_answer a, b;
     us_error err = {0};
-    cr_assert_eq(us_eval_run(m, &g_llm, prompt, 24, &p, NULL, &ref, &a, &err), US_OK, "%s", err.msg);
+    cr_assert_eq(us_eval_run(m, &g_llm, prompt, 24, NULL, 0, &p, NULL, &ref, &a, &err), US_OK, "%s", err.msg);
     cr_expect_eq(ref.n_seq, a.n + (strcmp(a.stop, "max_tokens") ? 1 : 0));
     cr_expect(a.agreement == 1.0 && a.exact && a.kl == 0.0);
-    cr_assert_eq(us_eval_run(m, &g_llm, prompt, 24, &p, &ref, NULL, &b, &err), US_OK, "%s", err.msg);
+    cr_assert_eq(us_eval_run(m, &g_llm, prompt, 24, NULL, 0, &p, &ref, NULL, &b, &err), US_OK, "%s", err.msg);
     cr_expect_eq(b.kl, 0.0, "the same model on the same prompt: KL %g", b.kl);
     cr_expect(b.agreement == 1.0 && b.exact && b.forced == 0);
     cr_expect_eq(b.n, a.n);
@@ -397,7 +494,7 @@ Test(eval_runner, teacher_forcing_after_a_divergence)
     us_error err = {0};
     us_eval_reference greedy;
     us_eval_answer g;
-    cr_assert_eq(us_eval_run(m, &g_llm, prompt, n, &p, NULL, &greedy, &g, &err), US_OK, "%s", err.msg);
+    cr_assert_eq(us_eval_run(m, &g_llm, prompt, n, NULL, 0, &p, NULL, &greedy, &g, &err), US_OK, "%s", err.msg);
     cr_assert_geq(g.n, 2, "the tiny model should not stop at once");
 
     const int V = g_w->cfg.vocab_size, len = 6;
@@ -413,7 +510,7 @@ Test(eval_runner, teacher_forcing_after_a_divergence)
         cr_assert_eq(us_gemma3_forward(m, &ref.seq[k - 1], 1, 1, ref.logits + (size_t)k * V, &err), US_OK);
 
     us_eval_answer a;
-    cr_assert_eq(us_eval_run(m, &g_llm, prompt, n, &p, &ref, NULL, &a, &err), US_OK, "%s", err.msg);
+    cr_assert_eq(us_eval_run(m, &g_llm, prompt, n, NULL, 0, &p, &ref, NULL, &a, &err), US_OK, "%s", err.msg);
     cr_expect_eq(a.kl, 0.0, "misaligned teacher forcing: KL %g", a.kl);
     cr_expect_eq(a.forced, len - 2, "positions 0 and 1 from generation, %d forced", a.forced);
     cr_expect_eq(a.kl_positions, len);
@@ -422,7 +519,7 @@ Test(eval_runner, teacher_forcing_after_a_divergence)
     /* a wrong reference row shows up as a positive KL */
     ref.logits[(size_t)3 * V + 1] += 5.0f;
     us_eval_answer b;
-    cr_assert_eq(us_eval_run(m, &g_llm, prompt, n, &p, &ref, NULL, &b, &err), US_OK);
+    cr_assert_eq(us_eval_run(m, &g_llm, prompt, n, NULL, 0, &p, &ref, NULL, &b, &err), US_OK);
     cr_expect_gt(b.kl, 0.0);
 
     us_eval_answer_free(&a), us_eval_answer_free(&b), us_eval_answer_free(&g);
@@ -468,7 +565,8 @@ Test(eval_report, aggregate_relative_and_all_rows)
     cr_expect(rows[4].n == 3 && fabs(rows[4].accuracy - 0.5) < 1e-12);
     cr_expect(fabs(rows[5].relative - (1.0 / 3.0) / 0.5) < 1e-12);
 
-    us_eval_meta meta = {"model.gguf", "noise", 42, 2, 0, 2, "niah_single,vt", "dense,unisparse", "512", 0, true, 0.95f};
+    us_eval_meta meta = {"model.gguf",      "noise", 42, 2,    0,     2,    "niah_single,vt",
+                         "dense,unisparse", "512",   0,  true, 0.95f, NULL, 0};
     char *json = us_eval_results_json(&meta, r, 6, rows, n), *md = us_eval_results_md(&meta, rows, n);
     cr_assert(json && md);
     cr_expect(strstr(json, "\"relative_accuracy\":\tnull") || strstr(json, "\"relative_accuracy\": null"),

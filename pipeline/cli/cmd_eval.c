@@ -3,7 +3,12 @@
  *
  *   unisparse eval --model models/gemma-3-270m-q4_k_m.gguf --tasks niah_single,vt \
  *       --methods dense,unisparse --lengths 4k,16k --samples 5 --out runs/eval [--haystack data/haystack.txt]
+ *   unisparse eval --model models/gemma-3-4b-it --tasks video_needle --video clip.mp4 --frames 16 \
+ *       --methods dense,unisparse --samples 5 --out runs/eval-video
  *
+ * Video tasks (a checkpoint with a vision tower; eval_video.h) sample --frames frames of --video once
+ * and encode them once; each sample then encodes only its needle frame, and its rows serve every
+ * method. --lengths do not apply to them: a video sample's length is its realised prompt tokens.
  * Every prompt is built first (so that a bad length or haystack fails in seconds, not hours), then
  * each sample runs through dense (the reference, always run first) and every other method. The
  * weights are loaded once; the model (KV cache and scratch) is made for each run, sized for that
@@ -19,6 +24,7 @@
 #include "eval_report.h"
 #include "eval_runner.h"
 #include "eval_tasks.h"
+#include "eval_video.h"
 #include "llm.h"
 #include "options.h"
 #include "progress.h"
@@ -74,6 +80,7 @@ typedef struct {
     us_eval_sample s;
     int32_t *ids;
     int64_t n;
+    float *needle; /* video: the needle frame's rows (eval_video.h) */
 } prepared;
 
 /* ---- outputs -------------------------------------------------------------------------------- */
@@ -185,26 +192,31 @@ static int parse_methods(const char *list, us_method *out, int *n)
 
 int cmd_eval(int argc, char **argv)
 {
-    const char *model_path = NULL, *out_dir = NULL, *haystack_spec = "noise";
+    const char *model_path = NULL, *out_dir = NULL, *haystack_spec = "noise", *video_path = NULL;
     const char *tasks_arg = "niah_single,niah_multikey,niah_multivalue,vt";
     const char *methods_arg = "dense,unisparse,xattention,flexprefill,minference", *lengths_arg = "4k";
-    int samples = 3, max_tokens = 0, prefill_chunk = 0, threads = 0;
+    int samples = 3, max_tokens = 0, prefill_chunk = 0, threads = 0, frames = 16;
     float tau = us_unisparse_params_default().tau;
     int64_t seed = 42;
     bool json = false;
     const us_option opts[] = {
         {"model", US_OPT_STRING, &model_path, "PATH", "Gemma 3 GGUF file (or Hugging Face directory)"},
-        {"tasks", US_OPT_STRING, &tasks_arg, "LIST", "niah_single, niah_multikey, niah_multivalue, vt"},
+        {"tasks", US_OPT_STRING, &tasks_arg, "LIST",
+         "niah_single, niah_multikey, niah_multivalue, vt (text); video_needle (--video, a vision checkpoint)"},
         {"methods", US_OPT_STRING, &methods_arg, "LIST",
          "dense (the reference, always run), unisparse, xattention, flexprefill, minference"},
-        {"lengths", US_OPT_STRING, &lengths_arg, "LIST", "prompt + answer lengths in tokens: 512, 4k, 16k, 32k, ..."},
+        {"lengths", US_OPT_STRING, &lengths_arg, "LIST",
+         "text tasks' prompt + answer lengths in tokens: 512, 4k, 16k, 32k, ..."},
         {"tau", US_OPT_FLOAT, &tau, "T", "UniSparse's kept attention mass (default 0.98; the baselines keep theirs)"},
         {"samples", US_OPT_INT, &samples, "N", "samples per task and length (needle depths spread over [0, 1])"},
         {"seed", US_OPT_INT64, &seed, "S", "seed of every sample's keys, values and haystack offset"},
         {"out", US_OPT_STRING, &out_dir, "DIR", "where results.json, results.md and plot.png go (created)"},
         {"haystack", US_OPT_STRING, &haystack_spec, "FILE|noise",
          "filler text: a UTF-8 file (scripts/fetch-haystack.sh makes data/haystack.txt) or RULER's noise"},
-        {"max-tokens", US_OPT_INT, &max_tokens, "N", "answer budget; 0 = each task's own (16 to 48)"},
+        {"video", US_OPT_STRING, &video_path, "FILE",
+         "video tasks' haystack: any video FFmpeg reads; a frame showing a number replaces one sampled frame"},
+        {"frames", US_OPT_INT, &frames, "N", "video tasks: frames sampled uniformly, the needle's included"},
+        {"max-tokens", US_OPT_INT, &max_tokens, "N", "answer budget; 0 = each task's own (12 to 48)"},
         {"prefill-chunk", US_OPT_INT, &prefill_chunk, "N", "prompt tokens per prefill call; 0 = the whole prompt"},
         {"threads", US_OPT_INT, &threads, "T", "CPU threads, 0 = all"},
         {"json", US_OPT_FLAG, &json, NULL, "print the aggregate table as JSON at the end"},
@@ -214,7 +226,9 @@ int cmd_eval(int argc, char **argv)
                               "[options]",
                               "Scores the sparse prefill methods against dense attention on RULER-style tasks:\n"
                               "accuracy, accuracy relative to dense, greedy token agreement, KL(dense || method)\n"
-                              "at the answer positions, realised density and prefill time.",
+                              "at the answer positions, realised density and prefill time. video_needle does the\n"
+                              "same on --frames frames of --video, one replaced by a frame showing a number, for\n"
+                              "checkpoints with a vision tower; its length is the realised prompt tokens.",
                               NULL, 0, NULL);
     if (rc >= 0) return rc;
     if (!model_path || !out_dir) {
@@ -222,9 +236,9 @@ int cmd_eval(int argc, char **argv)
         return 2;
     }
     if (samples < 1 || samples > 10000 || max_tokens < 0 || max_tokens > 4096 || prefill_chunk < 0 || threads < 0 ||
-        !(tau > 0.0f && tau <= 1.0f)) {
+        !(tau > 0.0f && tau <= 1.0f) || frames < 1 || frames > 1024) {
         fprintf(stderr, "unisparse eval: need --samples in [1, 10000], --max-tokens in [0, 4096], "
-                        "--prefill-chunk >= 0, --threads >= 0, --tau in (0, 1]\n");
+                        "--prefill-chunk >= 0, --threads >= 0, --tau in (0, 1], --frames in [1, 1024]\n");
         return 2;
     }
     us_error err;
@@ -234,12 +248,17 @@ int cmd_eval(int argc, char **argv)
         fprintf(stderr, "unisparse eval: --tasks: %s\n", err.msg);
         return 2;
     }
-    for (int i = 0; i < n_tasks; i++)
-        if (tasks[i]->modality != US_EVAL_TEXT || !tasks[i]->build_text) {
-            fprintf(stderr, "unisparse eval: --tasks: '%s' is not a text task; this command runs text tasks only\n",
-                    tasks[i]->name);
-            return 2;
-        }
+    int n_text = 0;
+    const char *video_task = NULL; /* the first video task, for messages */
+    for (int i = 0; i < n_tasks; i++) {
+        if (tasks[i]->modality == US_EVAL_TEXT) n_text++;
+        if (tasks[i]->modality == US_EVAL_VIDEO && !video_task) video_task = tasks[i]->name;
+    }
+    if (video_task && !video_path) {
+        fprintf(stderr, "unisparse eval: --tasks %s: a video task needs --video FILE (the haystack video)\n",
+                video_task);
+        return 2;
+    }
     int64_t lengths[MAX_LIST];
     if (us_eval_lengths_parse(lengths_arg, 64, (int64_t)1 << 24, lengths, MAX_LIST, &n_lengths, &err)) {
         fprintf(stderr, "unisparse eval: --lengths: %s\n", err.msg);
@@ -260,13 +279,23 @@ int cmd_eval(int argc, char **argv)
     int n_prep = 0, n_rec = 0, n_rows = 0, status = 1;
     us_eval_reference ref = {0};
     us_gemma3_model *model = NULL;
+    eval_video *video = NULL;
 
-    if (us_llm_load(model_path, &llm, &err) || us_eval_haystack_load(haystack_spec, &hay, &err)) {
+    /* the haystack only when a text task reads it */
+    if (us_llm_load(model_path, &llm, &err) || (n_text && us_eval_haystack_load(haystack_spec, &hay, &err))) {
         fprintf(stderr, "unisparse eval: %s\n", err.msg);
         goto done;
     }
+    if (video_task && !llm->w->vision) {
+        fprintf(stderr,
+                "unisparse eval: --tasks %s: %s has no vision tower; video tasks need a Gemma 3 checkpoint with one "
+                "(4B, 12B, 27B: a Gemma3ForConditionalGeneration Hugging Face directory)\n",
+                video_task, model_path);
+        status = 2;
+        goto done;
+    }
     const int64_t ctx = llm->w->cfg.max_position_embeddings;
-    for (int i = 0; i < n_lengths; i++)
+    for (int i = 0; n_text && i < n_lengths; i++)
         if (lengths[i] > ctx) {
             fprintf(stderr, "unisparse eval: --lengths: %lld tokens exceed the model's context (%lld) of %s\n",
                     (long long)lengths[i], (long long)ctx, model_path);
@@ -277,9 +306,19 @@ int cmd_eval(int argc, char **argv)
         fprintf(stderr, "unisparse eval: --out %s: %s\n", out_dir, strerror(errno));
         goto done;
     }
+    us_progress bar;
+    if (video_task) { /* the frames, once for every sample */
+        us_progress_start(&bar, "frames", frames);
+        us_status s = eval_video_open(llm, video_path, frames, threads, &bar, &video, &err);
+        us_progress_end(&bar);
+        if (s) {
+            fprintf(stderr, "unisparse eval: %s\n", err.msg);
+            goto done;
+        }
+    }
 
-    /* 1. every prompt, before any model runs */
-    const int total_samples = n_lengths * n_tasks * samples;
+    /* 1. every prompt, before any model runs; a video task once, not per length */
+    const int total_samples = (n_lengths * n_text + (n_tasks - n_text)) * samples;
     prep = calloc((size_t)total_samples, sizeof *prep);
     rec = calloc((size_t)total_samples * (size_t)n_methods, sizeof *rec);
     if (!prep || !rec) {
@@ -287,27 +326,46 @@ int cmd_eval(int argc, char **argv)
         goto done;
     }
     us_eval_counter counter = {llm, count_prompt};
-    us_progress bar;
     us_progress_start(&bar, "prompts", total_samples);
     int units = 0;
     for (int li = 0; li < n_lengths; li++)
         for (int ti = 0; ti < n_tasks; ti++)
             for (int si = 0; si < samples; si++) {
+                const bool is_video = tasks[ti]->modality == US_EVAL_VIDEO;
+                if (is_video && li > 0) break;
                 prepared *p = &prep[n_prep];
                 p->task = tasks[ti], p->length = lengths[li], p->index = si;
                 p->max_tokens = max_tokens > 0 ? max_tokens : tasks[ti]->answer_tokens;
-                us_eval_build_params bp = {lengths[li] - p->max_tokens,
-                                           us_eval_sample_seed((uint64_t)seed, tasks[ti]->name, lengths[li], si),
-                                           us_eval_depth(si, samples)};
-                us_status s = bp.max_prompt_tokens < 1
-                                  ? us_error_set(&err, US_ERR_INVALID, "no room for a prompt")
-                                  : tasks[ti]->build_text(tasks[ti], hay, &counter, &bp, &p->s, &err);
-                if (!s) s = encode_prompt(llm, p->s.question, p->s.answer_prefix, &p->ids, &p->n, &err);
+                us_status s;
+                if (is_video) { /* seeded by the frame count, as lengths seed the text tasks */
+                    us_eval_video_params vp = {us_eval_sample_seed((uint64_t)seed, tasks[ti]->name, frames, si),
+                                               us_eval_depth(si, samples), frames};
+                    s = tasks[ti]->build_video(tasks[ti], &vp, &p->s, &err);
+                    if (!s) s = eval_video_prepare(video, &p->s, &p->needle, &p->ids, &p->n, &err);
+                    if (!s && p->n + p->max_tokens > ctx)
+                        s = us_error_set(&err, US_ERR_INVALID,
+                                         "%s: %d frames make a %lld-token prompt; with the answer budget (%d) that "
+                                         "exceeds the context (%lld) of %s (use fewer --frames)",
+                                         video_path, frames, (long long)p->n, p->max_tokens, (long long)ctx,
+                                         model_path);
+                    p->length = p->n, p->s.tokens = p->n;
+                } else {
+                    us_eval_build_params bp = {lengths[li] - p->max_tokens,
+                                               us_eval_sample_seed((uint64_t)seed, tasks[ti]->name, lengths[li], si),
+                                               us_eval_depth(si, samples)};
+                    s = bp.max_prompt_tokens < 1 ? us_error_set(&err, US_ERR_INVALID, "no room for a prompt")
+                                                 : tasks[ti]->build_text(tasks[ti], hay, &counter, &bp, &p->s, &err);
+                    if (!s) s = encode_prompt(llm, p->s.question, p->s.answer_prefix, &p->ids, &p->n, &err);
+                }
                 if (s) {
                     us_eval_sample_free(&p->s);
+                    free(p->ids), free(p->needle);
                     us_progress_end(&bar);
-                    fprintf(stderr, "unisparse eval: %s at length %lld: %s\n", tasks[ti]->name, (long long)lengths[li],
-                            err.msg);
+                    if (is_video)
+                        fprintf(stderr, "unisparse eval: %s: %s\n", tasks[ti]->name, err.msg);
+                    else
+                        fprintf(stderr, "unisparse eval: %s at length %lld: %s\n", tasks[ti]->name,
+                                (long long)lengths[li], err.msg);
                     if (s == US_ERR_INVALID) status = 2;
                     goto done;
                 }
@@ -315,14 +373,14 @@ int cmd_eval(int argc, char **argv)
                 const int64_t chunk = prefill_chunk > 0 ? prefill_chunk : p->n;
                 units += n_methods * (int)((p->n + chunk - 1) / chunk + 1);
                 char what[64];
-                snprintf(what, sizeof what, "%s %lld #%d", tasks[ti]->name, (long long)lengths[li], si);
+                snprintf(what, sizeof what, "%s %lld #%d", tasks[ti]->name, (long long)p->length, si);
                 us_progress_step(&bar, what);
             }
     us_progress_end(&bar);
 
     /* 2. every sample through every method, dense first */
     us_eval_meta meta = {.model = model_path,
-                         .haystack = us_eval_haystack_name(hay),
+                         .haystack = hay ? us_eval_haystack_name(hay) : "none (no text task)",
                          .seed = (uint64_t)seed,
                          .samples = samples,
                          .prefill_chunk = prefill_chunk,
@@ -330,14 +388,22 @@ int cmd_eval(int argc, char **argv)
                          .unisparse_tau = tau,
                          .tasks = tasks_arg,
                          .methods = methods_used,
-                         .lengths = lengths_arg,
+                         .lengths = n_text ? lengths_arg : "none (video tasks only)",
                          .started = (int64_t)time(NULL),
-                         .complete = false};
+                         .complete = false,
+                         .video = video_task ? video_path : NULL,
+                         .frames = frames};
     us_progress_start(&bar, "eval", units);
     int done_units = 0;
     for (int pi = 0; pi < n_prep; pi++) {
         prepared *p = &prep[pi];
-        us_eval_run_params rp = {p->max_tokens, prefill_chunk, NULL, ui_prefill};
+        us_eval_run_params rp = {p->max_tokens, prefill_chunk, 0, NULL, ui_prefill};
+        const float *img = NULL; /* video: the frames with this sample's needle, for every method */
+        int64_t n_img = 0;
+        if (p->needle) {
+            img = eval_video_rows(video, p->needle, p->s.needle_frame, &n_img);
+            rp.image_tokens = eval_video_tokens_per_frame(video);
+        }
         for (int mi = 0; mi < n_methods; mi++) {
             run_ui ui = {&bar, done_units, prefill_chunk > 0 ? prefill_chunk : p->n, ""};
             snprintf(ui.what, sizeof ui.what, "%s %lld #%d %s", p->task->name, (long long)p->length, p->index,
@@ -360,8 +426,8 @@ int cmd_eval(int argc, char **argv)
             const double t0 = us_wall_ms();
             us_status s = us_gemma3_model_create(llm->w, &mo, &model, &err);
             if (!s)
-                s = us_eval_run(model, llm, p->ids, p->n, &rp, mi == 0 ? NULL : &ref, mi == 0 ? &ref : NULL, &r->a,
-                                &err);
+                s = us_eval_run(model, llm, p->ids, p->n, img, n_img, &rp, mi == 0 ? NULL : &ref, mi == 0 ? &ref : NULL,
+                                &r->a, &err);
             us_gemma3_model_free(&model);
             r->wall_ms = us_wall_ms() - t0;
             if (!s) s = us_llm_decode(llm, r->a.ids, r->a.n, &r->answer, &err);
@@ -418,9 +484,10 @@ done:
     for (int i = 0; i < n_rec; i++)
         us_eval_record_free(&rec[i]);
     for (int i = 0; i < n_prep; i++)
-        us_eval_sample_free(&prep[i].s), free(prep[i].ids);
+        us_eval_sample_free(&prep[i].s), free(prep[i].ids), free(prep[i].needle);
     free(rec), free(prep), free(rows);
     us_eval_haystack_free(&hay);
+    eval_video_free(&video);
     us_llm_free(&llm);
     return status;
 }

@@ -8,7 +8,7 @@
 static const us_command commands[] = {
     {"attn", "run attention methods on one input and report speed and fidelity", cmd_attn},
     {"generate", "generate text with Gemma 3 (GGUF) on the CPU", cmd_generate},
-    {"eval", "score the sparse methods against dense on long-context tasks (RULER-style)", cmd_eval},
+    {"eval", "score the sparse methods against dense on long-context tasks (RULER-style, video needle)", cmd_eval},
     {"vqa", "answer questions about a video with a Gemma 3 vision checkpoint", cmd_vqa},
     {"summarize", "summarize a batch of documents, however long, into one file each", cmd_summarize},
 };

@@ -180,6 +180,8 @@ static cJSON *run_json(const us_eval_record *r)
 }
 
 static const char *g_definitions[][2] = {
+    {"length", "text tasks: the requested prompt + answer length in tokens (--lengths); video tasks: the realised "
+               "prompt tokens (frames, timestamps, question and answer prefix)"},
     {"accuracy", "RULER string_match_all: the fraction of expected values found in the answer (ASCII case "
                  "ignored), mean over samples"},
     {"relative_accuracy", "accuracy / dense accuracy on the same task and length (1 for dense; null where dense "
@@ -205,6 +207,10 @@ static cJSON *meta_json(const us_eval_meta *m)
     cJSON_AddStringToObject(o, "tasks", m->tasks ? m->tasks : "");
     cJSON_AddStringToObject(o, "methods", m->methods ? m->methods : "");
     cJSON_AddStringToObject(o, "lengths", m->lengths ? m->lengths : "");
+    if (m->video) {
+        cJSON_AddStringToObject(o, "video", m->video);
+        cJSON_AddNumberToObject(o, "frames", m->frames);
+    }
     cJSON_AddNumberToObject(o, "prefill_chunk", m->prefill_chunk);
     cJSON_AddNumberToObject(o, "threads", m->threads);
     cJSON_AddNumberToObject(o, "unisparse_tau", m->unisparse_tau);
@@ -287,6 +293,11 @@ char *us_eval_results_md(const us_eval_meta *m, const us_eval_row *rows, int n_r
                      m->model ? m->model : "", m->haystack ? m->haystack : "", m->samples, (unsigned long long)m->seed,
                      chunk, when, m->tasks ? m->tasks : "", m->methods ? m->methods : "", (double)m->unisparse_tau,
                      m->lengths ? m->lengths : "");
+    if (m->video)
+        us_strbuf_printf(&b,
+                         "Video tasks: %d frames of `%s`, one replaced by the needle; their length is the realised "
+                         "prompt tokens (--lengths do not apply).\n\n",
+                         m->frames, m->video);
     us_strbuf_puts(&b, "| task | length | method | accuracy | rel. to dense | token agreement | exact match | KL "
                        "| density | prefill s |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int i = 0; i < n_rows; i++) {

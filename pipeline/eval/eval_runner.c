@@ -24,7 +24,7 @@ void us_eval_size_model(us_gemma3_opts *o, int64_t n, const us_eval_run_params *
 {
     o->max_ctx = n + p->max_tokens;
     const int64_t chunk = p->prefill_chunk > 0 && p->prefill_chunk < n ? p->prefill_chunk : n;
-    o->max_batch = (int)chunk;
+    o->max_batch = (int)(chunk > p->image_tokens ? chunk : p->image_tokens);
 }
 
 /* State shared with the generation hooks. */
@@ -62,9 +62,9 @@ static void hook_token(void *user, const int32_t *gen, int n)
     if (s->ref && s->match) s->match = n - 1 < s->ref->n_seq && gen[n - 1] == s->ref->seq[n - 1];
 }
 
-us_status us_eval_run(us_gemma3_model *m, const us_llm *llm, const int32_t *prompt, int64_t n,
-                      const us_eval_run_params *p, const us_eval_reference *ref, us_eval_reference *rec,
-                      us_eval_answer *out, us_error *err)
+us_status us_eval_run(us_gemma3_model *m, const us_llm *llm, const int32_t *prompt, int64_t n, const float *image_rows,
+                      int64_t n_image_rows, const us_eval_run_params *p, const us_eval_reference *ref,
+                      us_eval_reference *rec, us_eval_answer *out, us_error *err)
 {
     memset(out, 0, sizeof *out);
     if (!p || p->max_tokens < 1 || !!ref == !!rec)
@@ -98,7 +98,7 @@ us_status us_eval_run(us_gemma3_model *m, const us_llm *llm, const int32_t *prom
     if (tv > 0 && tv < kl_vocab) kl_vocab = tv;
     run_state st = {p, ref, rec, kl_vocab, 0.0, 0, true};
     us_gen_hooks hooks = {&st, hook_prefill, hook_logits, hook_token};
-    if ((s = us_generate(m, llm, prompt, n, &gp, &hooks, &res, err))) goto fail;
+    if ((s = us_generate_embeds(m, llm, prompt, n, image_rows, n_image_rows, &gp, &hooks, &res, err))) goto fail;
 
     /* this answer as a sequence: the tokens, then the stop token when it stopped */
     const bool stopped = !strcmp(res.stop, "eos") || !strcmp(res.stop, "end_of_turn");

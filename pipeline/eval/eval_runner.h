@@ -1,14 +1,16 @@
 /* eval_runner.h: one prompt through one attention method: the greedy answer, its timings and
- * realised density, and its fidelity to a reference run (dense attention's).
+ * realised density, and its fidelity to a reference run (dense attention's). A prompt may show images
+ * (video frames): their soft tokens take the given rows of the vision tower's output, in order, as
+ * us_generate_embeds takes them; a text prompt gives none (NULL, 0).
  *
  *   us_eval_run_params p = {.max_tokens = 24};
  *   us_gemma3_opts o = us_gemma3_opts_default();  o.method = US_METHOD_DENSE;
  *   us_eval_size_model(&o, n, &p);                 // cache and chunk sized for this prompt
  *   us_eval_reference ref = {0};  us_eval_answer dense, sparse;
  *   us_gemma3_model_create(w, &o, &m, &err);
- *   us_eval_run(m, llm, ids, n, &p, NULL, &ref, &dense, &err);    // records the reference
+ *   us_eval_run(m, llm, ids, n, NULL, 0, &p, NULL, &ref, &dense, &err);    // records the reference
  *   ... a model with o.method = US_METHOD_UNISPARSE ...
- *   us_eval_run(m2, llm, ids, n, &p, &ref, NULL, &sparse, &err);  // sparse.kl, .agreement, .exact
+ *   us_eval_run(m2, llm, ids, n, NULL, 0, &p, &ref, NULL, &sparse, &err);  // sparse.kl, .agreement, .exact
  *   us_eval_answer_free(&dense), us_eval_answer_free(&sparse), us_eval_reference_free(&ref);
  *
  * How the KL is measured: the reference run keeps its next-token logits at every position of its
@@ -19,7 +21,8 @@
  * exactly as decoding feeds them, so every position is teacher-forced on the reference answer with
  * the method's own prefill in the cache. Answers that agree cost nothing extra; a divergence costs
  * at most max_tokens single-token steps. (Feeding the reference tokens as one chunk instead would
- * send them through the method's sparse prefill path, which decoding never uses.) */
+ * send them through the method's sparse prefill path, which decoding never uses.) The answer is text,
+ * so teacher forcing is the same with or without images in the prompt: they are all in the cache. */
 #ifndef UNISPARSE_EVAL_RUNNER_H
 #define UNISPARSE_EVAL_RUNNER_H
 
@@ -43,6 +46,8 @@ void us_eval_reference_free(us_eval_reference *r);
 typedef struct {
     int max_tokens;    /* answer budget (>= 1) */
     int prefill_chunk; /* prompt tokens per prefill call; 0 = the whole prompt in one call */
+    int image_tokens;  /* soft tokens per image when the prompt shows images, else 0: a prefill call never
+                          cuts an image, so the model's chunk must hold one */
     void *user;
     void (*on_prefill)(void *user, int64_t done, int64_t total); /* may be NULL */
 } us_eval_run_params;
@@ -64,15 +69,17 @@ typedef struct {
 
 void us_eval_answer_free(us_eval_answer *a);
 
-/* Sets o->max_ctx (prompt + answer) and o->max_batch (the prefill chunk) for an n-token prompt. */
+/* Sets o->max_ctx (prompt + answer) and o->max_batch (the prefill chunk, at least an image) for an
+ * n-token prompt. */
 void us_eval_size_model(us_gemma3_opts *o, int64_t n, const us_eval_run_params *p);
 
-/* Empties m's cache and answers prompt[0 .. n) greedily. Exactly one of ref (compare with it) and
+/* Empties m's cache and answers prompt[0 .. n) greedily, its image tokens taking image_rows
+ * (n_image_rows, hidden) in order. Exactly one of ref (compare with it) and
  * rec (record this run as the reference) is given. m's cache must hold n + max_tokens positions;
  * llm gives the weights m was made from, the stop ids and the tokenizer (only its vocabulary size
  * is used). On error *out and *rec hold nothing to free. */
-us_status us_eval_run(us_gemma3_model *m, const us_llm *llm, const int32_t *prompt, int64_t n,
-                      const us_eval_run_params *p, const us_eval_reference *ref, us_eval_reference *rec,
-                      us_eval_answer *out, us_error *err);
+us_status us_eval_run(us_gemma3_model *m, const us_llm *llm, const int32_t *prompt, int64_t n, const float *image_rows,
+                      int64_t n_image_rows, const us_eval_run_params *p, const us_eval_reference *ref,
+                      us_eval_reference *rec, us_eval_answer *out, us_error *err);
 
 #endif

@@ -1,5 +1,5 @@
 /* eval_tasks.c: the task table, list parsing, per-sample seeds and depths (eval_tasks.h). The
- * builders are in eval_build.c. */
+ * builders are in eval_build.c (text) and eval_video_task.c (video). */
 #include "eval_tasks.h"
 
 #include <ctype.h>
@@ -10,6 +10,8 @@
 
 us_status us_eval_build_niah(const us_eval_task *t, const us_eval_haystack *h, const us_eval_counter *c,
                              const us_eval_build_params *p, us_eval_sample *out, us_error *err);
+us_status us_eval_build_video_needle(const us_eval_task *t, const us_eval_video_params *p, us_eval_sample *out,
+                                     us_error *err);
 us_status us_eval_build_vt(const us_eval_task *t, const us_eval_haystack *h, const us_eval_counter *c,
                            const us_eval_build_params *p, us_eval_sample *out, us_error *err);
 
@@ -18,11 +20,16 @@ us_status us_eval_build_vt(const us_eval_task *t, const us_eval_haystack *h, con
  * rarely stop after the answer, and every budgeted token is a decode step for every method. */
 static const us_eval_task g_tasks[] = {
     {"niah_single", "one key-value needle in the haystack; answer its 7-digit value", US_EVAL_TEXT, 16,
-     us_eval_build_niah, 1, 1},
-    {"niah_multikey", "the queried needle among 3 needles with other keys", US_EVAL_TEXT, 16, us_eval_build_niah, 4, 1},
-    {"niah_multivalue", "4 values for one key, scattered; answer all 4", US_EVAL_TEXT, 48, us_eval_build_niah, 1, 4},
+     us_eval_build_niah, 1, 1, NULL},
+    {"niah_multikey", "the queried needle among 3 needles with other keys", US_EVAL_TEXT, 16, us_eval_build_niah, 4, 1,
+     NULL},
+    {"niah_multivalue", "4 values for one key, scattered; answer all 4", US_EVAL_TEXT, 48, us_eval_build_niah, 1, 4,
+     NULL},
     {"vt", "variable tracking: a chain of 5 assignments; name every variable holding the value", US_EVAL_TEXT, 32,
-     us_eval_build_vt, 1, 4},
+     us_eval_build_vt, 1, 4, NULL},
+    /* the number is 2-3 tokens; the rest leaves room for a sentence around it */
+    {"video_needle", "one frame of a video replaced by a frame showing a 2-3 digit number; answer the number",
+     US_EVAL_VIDEO, 12, NULL, 1, 1, us_eval_build_video_needle},
 };
 
 int us_eval_task_count(void)

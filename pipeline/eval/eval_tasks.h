@@ -25,9 +25,17 @@
  * question and answer prefix, as the model sees it) has at most max_prompt_tokens tokens; it lands
  * within one haystack unit (a word, or a noise paragraph of about 25 tokens) of the bound.
  *
- * Modalities: every task has one. A video task (frames plus a question) adds a US_EVAL_VIDEO entry
- * to the table with its own builder next to build_text; the task list parser, the runner
- * (eval_runner.h: prompt ids in, answer and fidelity out) and the reports are shared. */
+ * Video task (modality US_EVAL_VIDEO, builder build_video):
+ *   video_needle     F frames sampled uniformly from a haystack video, one of them replaced by a frame
+ *                    showing a 2-3 digit number (eval_needle.h); expected: the number
+ * The builder fixes the number, the frame index the needle replaces (from the depth) and the text;
+ * the caller (`unisparse eval`) samples and encodes the frames, draws the needle at the video's frame
+ * size and builds the prompt as `unisparse vqa` does (each frame after its timestamp; the needle takes
+ * the timestamp of the frame it replaces). --lengths do not apply: the length of a video sample is its
+ * realised prompt tokens.
+ *
+ * Modalities: every task has one, and the builder of its modality. The task list parser, the runner
+ * (eval_runner.h: prompt ids and image rows in, answer and fidelity out) and the reports are shared. */
 #ifndef UNISPARSE_EVAL_TASKS_H
 #define UNISPARSE_EVAL_TASKS_H
 
@@ -46,8 +54,9 @@ typedef struct {
     double depth;  /* requested depth of the queried needle (vt: of the chain's first statement) */
     int n_needles; /* needle 0 is the queried one (vt: the chain's first statement) */
     double needle_pos[US_EVAL_MAX_NEEDLES]; /* realised depths, see us_eval_haystack_render */
-    int64_t units;                          /* haystack units in the context */
-    int64_t tokens;                         /* prompt tokens, as counted */
+    int64_t units;                          /* haystack units in the context (video: frames) */
+    int64_t tokens;                         /* prompt tokens, as counted (video: 0, the caller counts) */
+    int needle_frame;                       /* video: the index of the sampled frame the needle replaces */
 } us_eval_sample;                           /* all strings owned: us_eval_sample_free */
 
 void us_eval_sample_free(us_eval_sample *s);
@@ -64,6 +73,12 @@ typedef struct {
     double depth; /* [0, 1] */
 } us_eval_build_params;
 
+typedef struct {
+    uint64_t seed;
+    double depth; /* [0, 1] */
+    int n_frames; /* frames sampled from the video (>= 1), the needle's included */
+} us_eval_video_params;
+
 typedef struct us_eval_task us_eval_task;
 struct us_eval_task {
     const char *name;
@@ -74,6 +89,9 @@ struct us_eval_task {
     us_status (*build_text)(const us_eval_task *t, const us_eval_haystack *h, const us_eval_counter *c,
                             const us_eval_build_params *p, us_eval_sample *out, us_error *err);
     int needles_k, needles_v; /* niah: keys (1 queried) and values per key; vt: chains and hops */
+    /* video tasks; NULL for the others. Fills question, answer prefix, expected, depth, needle_frame,
+     * needle_pos[0] (needle_frame / (n_frames - 1)) and units (n_frames). */
+    us_status (*build_video)(const us_eval_task *t, const us_eval_video_params *p, us_eval_sample *out, us_error *err);
 };
 
 int us_eval_task_count(void);
