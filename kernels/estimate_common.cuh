@@ -188,6 +188,7 @@ inline us_status ensure_scratch(us_cuda_plan *plan, size_t need, const char *who
     plan->est_scratch_bytes = 0;
     cudaError_t e = cudaMalloc(&plan->est_scratch, need);
     if (e != cudaSuccess) {
+        (void)cudaGetLastError(); /* reported here: a later launch check must not see it again */
         plan->est_scratch = NULL;
         return us_error_set(err, e == cudaErrorMemoryAllocation ? US_ERR_NOMEM : US_ERR_DEVICE,
                             "%s GPU estimation scratch of %.1f MB: %s", who, (double)need / 1048576.0,

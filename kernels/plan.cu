@@ -101,6 +101,7 @@ extern "C" us_status us_cuda_plan_create(us_method m, const us_attn_args *a, con
         e = cudaMemcpy(plan->d_visible, plan->h_visible, (size_t)plan->n_qblocks * sizeof(int32_t),
                        cudaMemcpyHostToDevice);
     free(limit);
+    if (e != cudaSuccess) (void)cudaGetLastError(); /* reported below, not again by a later launch check */
     if (e != cudaSuccess)
         return plan_fail(out, us_error_set(err, e == cudaErrorMemoryAllocation ? US_ERR_NOMEM : US_ERR_DEVICE,
                                            "GPU plan for %lld x %lld tokens: %s", (long long)plan->nq,

@@ -411,6 +411,40 @@ static int cmp_float(const void *x, const void *y)
     return (a > b) - (a < b);
 }
 
+/* GPU out of memory is an error with the reason, and the device stays usable. 512K tokens with
+ * 16 heads, one estimate per head and cq = 1 need 1 KB of estimation partials per kept-index slot:
+ * about 130 GB of scratch on the first us_cuda_select, more than any current card holds; the plan
+ * itself (2 MB of limits, 0.5 GB of indices) fits. */
+Test(gpu_unisparse, out_of_memory_is_an_error)
+{
+    require_gpu();
+    const int h = 16, d = 128, n = 1 << 19;
+    const size_t bytes = (size_t)h * n * d * 2;
+    void *dq = NULL, *dk = NULL;
+    CUDA_OK(cudaMalloc(&dq, bytes));
+    CUDA_OK(cudaMalloc(&dk, bytes));
+    us_attn_args a = us_attn_args_default();
+    a.q = us_tensor_3d(dq, US_BF16, h, n, d);
+    a.k = us_tensor_3d(dk, US_BF16, h, n, d);
+    a.v = a.k, a.o = a.q;
+    us_unisparse_params p = us_unisparse_params_default();
+    p.ch = 1, p.cq = 1;
+    us_cuda_plan *plan = NULL;
+    us_error err;
+    cr_assert_eq(us_cuda_plan_create(US_METHOD_UNISPARSE, &a, &p, &plan, &err), US_OK, "%s", err.msg);
+    const us_status s = us_cuda_select(plan, &a, NULL, &err);
+    cr_expect_eq(s, US_ERR_NOMEM, "status %d: %s", (int)s, err.msg);
+    cr_expect_not_null(strstr(err.msg, "scratch"), "%s", err.msg);
+    cr_expect_not_null(strstr(err.msg, "out of memory"), "%s", err.msg);
+    fprintf(stderr, "out of memory, as expected: %s\n", err.msg);
+    us_cuda_plan_free(&plan);
+    cudaFree(dq), cudaFree(dk);
+    /* nothing left behind: a small UniSparse call on the same device works (its launch checks would
+     * report a stale allocation error) */
+    const gcase c = {"after oom", 4, 2, 1024, 1024, 64, C_, -1, 64, 0, 0, 0, 0.9f, US_BF16, GAUSS, 0, 0, 0, 0, 1};
+    run_case(&c);
+}
+
 Test(gpu_unisparse, timing_32k, .timeout = 900)
 {
     require_gpu();
