@@ -108,6 +108,8 @@ def run_config(args, n, hq, hkv, d, tmp, real=None):
                                            str(hkv), "--head-dim", str(d)]
     cmd = [args.bin, "attn", *source, "--device", "cuda", "--methods", args.methods, "--repeat", str(args.repeat),
            "--json", "--save-qkv", qkv, "--save-selection", sel]
+    if args.tau is not None:
+        cmd += ["--tau", str(args.tau)]
     run = subprocess.run(cmd, capture_output=True, text=True)
     if run.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {run.stderr.strip()}")
@@ -162,13 +164,15 @@ def main():
     ap.add_argument("--methods", default="dense,unisparse,xattention,flexprefill",
                     help="our methods (dense and unisparse are required: the reference and the mask for flex-sparse)")
     ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--tau", type=float, help="UniSparse's kept mass (default: the library's, 0.98)")
     ap.add_argument("--out", help="also write the rows as JSON lines here")
     ap.add_argument("--qkv", help="real attention inputs instead of synthetic ones: comma-separated `unisparse attn "
                                   "--qkv` files (e.g. from `unisparse generate --dump-qkv`); N and shape come from each")
     args = ap.parse_args()
     gpu = torch.cuda.get_device_name()
     source = f"real:{args.qkv}" if args.qkv else f"synthetic:{args.kind}"
-    print(f"GPU: {gpu}; torch {torch.__version__}; input {source}; bf16, causal; "
+    tau = f"UniSparse tau {args.tau}" if args.tau is not None else "UniSparse tau: default"
+    print(f"GPU: {gpu}; torch {torch.__version__}; input {source}; bf16, causal; {tau}; "
           f"median of {args.repeat} warm runs\n")
     print("| N | Hq/Hkv/d | method | ms | est_ms | attn_ms | TFLOP/s | attn TFLOP/s | density | speedup vs sdpa-flash "
           "| rel_err |")
