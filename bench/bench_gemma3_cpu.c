@@ -2,7 +2,7 @@
  * against OpenBLAS sgemm in the same run.
  *
  *   build/bin/bench_gemma3_cpu --model models/gemma-3-270m-q4_k_m.gguf --text data/haystack.txt \
- *       --tokens 8192 [--attention dense|unisparse|...] [--decode 32] [--chunk 256]
+ *       --tokens 8192 [--attention dense|unisparse|...] [--decode 32] [--chunk 256] [--tau T]
  *
  * The prompt is the first --tokens tokens of the text (BOS + text). Reports: prefill tokens/s, the
  * weight products' GFLOP/s during prefill (2 T N K over their wall time, every layer, tiles converted
@@ -46,6 +46,7 @@ int main(int argc, char **argv)
     const char *model = NULL, *text_path = NULL, *attention = "dense";
     int64_t tokens = 8192;
     int decode = 32, chunk = 0;
+    float tau = 0.0f;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--model")) model = argv[i + 1];
         else if (!strcmp(argv[i], "--text")) text_path = argv[i + 1];
@@ -53,6 +54,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--attention")) attention = argv[i + 1];
         else if (!strcmp(argv[i], "--decode")) decode = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--chunk")) chunk = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--tau")) tau = (float)atof(argv[i + 1]);
         else {
             fprintf(stderr, "bench_gemma3_cpu: unknown option %s\n", argv[i]);
             return 2;
@@ -60,7 +62,7 @@ int main(int argc, char **argv)
     }
     const int meth = us_method_parse(attention);
     if (!model || !text_path || tokens < 2 || meth < 0) {
-        fprintf(stderr, "usage: bench_gemma3_cpu --model PATH --text FILE [--tokens N] [--attention M] [--decode N]\n");
+        fprintf(stderr, "usage: bench_gemma3_cpu --model PATH --text FILE [--tokens N] [--attention M] [--decode N] [--chunk N] [--tau T]\n");
         return 2;
     }
     us_error err;
@@ -84,6 +86,7 @@ int main(int argc, char **argv)
     mo.method = (us_method)meth;
     mo.max_ctx = tokens + decode + 1;
     if (chunk > 0) mo.max_batch = chunk;
+    if (tau > 0.0f) mo.params.tau = tau;
     if (us_gemma3_model_create(llm->w, &mo, &m, &err)) {
         fprintf(stderr, "bench_gemma3_cpu: %s\n", err.msg);
         return 1;

@@ -279,8 +279,7 @@ us_status us_gemma3_config_validate(const us_gemma3_config *c, const char *path,
     return US_OK;
 }
 
-/* The whole file at path, NUL-terminated, malloc'd into *out (at most 64 MiB). */
-static us_status read_text(const char *path, char **out, us_error *err)
+us_status us_gemma3_read_json_text(const char *path, char **out, us_error *err)
 {
     *out = NULL;
     FILE *f = fopen(path, "rb");
@@ -310,7 +309,7 @@ static us_status read_text(const char *path, char **out, us_error *err)
 us_status us_gemma3_config_load(const char *path, us_gemma3_config *c, us_error *err)
 {
     char *buf;
-    us_status s = read_text(path, &buf, err);
+    us_status s = us_gemma3_read_json_text(path, &buf, err);
     if (s) return s;
     s = us_gemma3_config_parse(buf, path, c, err);
     free(buf);
@@ -387,7 +386,7 @@ done:
 us_status us_gemma3_vision_config_load(const char *path, int *present, us_siglip_config *vc, us_error *err)
 {
     char *buf;
-    us_status s = read_text(path, &buf, err);
+    us_status s = us_gemma3_read_json_text(path, &buf, err);
     if (s) return s;
     s = us_gemma3_vision_config_parse(buf, path, present, vc, err);
     free(buf);

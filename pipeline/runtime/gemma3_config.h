@@ -61,4 +61,9 @@ us_status us_gemma3_vision_config_parse(const char *json, const char *path, int 
 /* Reads the file at path and parses its vision_config. */
 us_status us_gemma3_vision_config_load(const char *path, int *present, us_siglip_config *vc, us_error *err);
 
+/* The whole of a small JSON file (config.json, model.safetensors.index.json), NUL-terminated,
+ * malloc'd into *out; at most 64 MiB, so that a directory or a huge file under that name never
+ * becomes a huge allocation. Errors name the file. */
+us_status us_gemma3_read_json_text(const char *path, char **out, us_error *err);
+
 #endif

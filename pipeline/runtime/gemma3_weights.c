@@ -199,24 +199,9 @@ static int file_exists(const char *p)
 /* Opens the shards named by the index's weight_map. */
 static us_status open_sharded(us_gemma3_weights *w, const char *dir, const char *index, us_error *err)
 {
-    FILE *f = fopen(index, "rb");
-    if (!f) return us_error_set(err, US_ERR_IO, "%s: cannot open: %s", index, strerror(errno));
-    /* An index lists tensor names: well under a megabyte for the largest checkpoints. The bound keeps
-     * a directory or a huge file under that name from becoming a huge allocation. */
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
-    if (n < 0 || n > (64L << 20) || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        return us_error_set(err, US_ERR_IO, "%s: cannot size the file (or it exceeds 64 MiB)", index);
-    }
-    char *buf = malloc((size_t)n + 1);
-    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        fclose(f);
-        return us_error_set(err, US_ERR_IO, "%s: cannot read the file", index);
-    }
-    fclose(f);
-    buf[n] = '\0';
+    char *buf = NULL;
+    us_status rs = us_gemma3_read_json_text(index, &buf, err);
+    if (rs) return rs;
     cJSON *root = cJSON_Parse(buf);
     free(buf);
     if (!root) return us_error_set(err, US_ERR_FORMAT, "%s: not valid JSON", index);
