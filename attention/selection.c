@@ -229,3 +229,17 @@ void us_select_row_by_mass(us_selection *sel, int64_t row, const float *importan
     us_mark_row_by_mass(importance, visible, diag_first, diag_last, tau, p, keep, scratch + visible);
     us_selection_set_row(sel, row, keep, visible);
 }
+
+void us_selection_keep_all_from(us_selection *sel, const us_attn_args *a, int64_t pos)
+{
+    for (int32_t i = 0; i < sel->n_qblocks; i++) {
+        const int64_t last = sel->q_offset + us_min64((int64_t)(i + 1) * sel->block, sel->nq) - 1;
+        if (last < pos) continue;
+        for (int32_t h = 0; h < sel->n_heads; h++) {
+            const int64_t r = (int64_t)h * sel->n_qblocks + i;
+            sel->counts[r] = sel->visible[i];
+            for (int32_t j = 0; j < sel->visible[i]; j++) sel->indices[sel->row_offset[r] + j] = j;
+        }
+    }
+    us_selection_finish(sel, a);
+}

@@ -117,6 +117,45 @@ Test(unisparse, selection_invariants_every_mask_and_offset)
             }
 }
 
+/* A dense tail: query blocks holding a position >= pos keep every visible block, the rows before
+ * are untouched, and the realised density is recomputed. With a query offset (a prefill chunk), pos
+ * is absolute. */
+Test(unisparse, keep_all_from_makes_a_dense_tail)
+{
+    fixture f = make(4, 2, 500, 777, 64, US_MASK_CAUSAL, 277, 5);
+    us_unisparse_params p = us_unisparse_params_default();
+    p.block = 64;
+    p.tau = 0.5f;
+    us_selection *sel = NULL, *before = NULL;
+    us_error err;
+    cr_assert_eq(us_select(US_METHOD_UNISPARSE, &f.a, &p, &sel, &err), US_OK, "%s", err.msg);
+    cr_assert_eq(us_select(US_METHOD_UNISPARSE, &f.a, &p, &before, &err), US_OK, "%s", err.msg);
+    const int64_t pos = 277 + 400; /* inside query block 6 (positions 661 .. 724) */
+    us_selection_keep_all_from(sel, &f.a, pos);
+    cr_expect_eq(us_selection_check(sel, &f.a, 1, &err), US_OK, "%s", err.msg);
+    int64_t tail_rows = 0, partial_before = 0;
+    for (int h = 0; h < sel->n_heads; h++)
+        for (int i = 0; i < sel->n_qblocks; i++) {
+            const int64_t r = (int64_t)h * sel->n_qblocks + i;
+            const int64_t last = 277 + (int64_t)(i + 1) * 64 - 1 < 277 + 499 ? 277 + (int64_t)(i + 1) * 64 - 1 : 277 + 499;
+            if (last >= pos) {
+                tail_rows++;
+                partial_before += before->counts[r] < before->visible[i];
+                cr_expect_eq(sel->counts[r], sel->visible[i], "row %lld keeps all", (long long)r);
+                for (int j = 0; j < sel->counts[r]; j++) cr_expect_eq(sel->indices[sel->row_offset[r] + j], j);
+            } else {
+                cr_expect_eq(sel->counts[r], before->counts[r], "row %lld before the tail is untouched", (long long)r);
+                cr_expect_eq(memcmp(sel->indices + sel->row_offset[r], before->indices + before->row_offset[r],
+                                    (size_t)before->counts[r] * sizeof(int32_t)), 0);
+            }
+        }
+    cr_expect_eq(tail_rows, (int64_t)sel->n_heads * 2, "blocks 6 and 7 of each head row");
+    cr_expect_gt(partial_before, 0, "tau 0.5 left some tail row sparse, so the test can see the change");
+    cr_expect_gt(sel->pair_density, before->pair_density);
+    us_selection_free(&sel), us_selection_free(&before);
+    drop(&f);
+}
+
 Test(unisparse, sparse_output_matches_float64_on_kept_blocks)
 {
     /* the kernel computes exactly the attention restricted to the kept tiles: compare with a

@@ -71,6 +71,7 @@ us_status us_generate_embeds(us_gemma3_model *m, const us_llm *llm, const int32_
     if (s) goto fail;
 
     const us_gemma3_attn_stats a0 = us_gemma3_attn_stats_get(m);
+    us_gemma3_set_prompt_end(m, us_gemma3_n_past(m) + n);
     out->prompt_tokens = n;
     const double t0 = now_ms();
     int64_t rows = 0; /* image rows consumed */

@@ -19,6 +19,7 @@ struct us_gemma3_model {
     us_gemma3_opts o;
     int nt;                 /* threads */
     int64_t max_ctx, max_batch, n_past;
+    int64_t dense_from;     /* global-layer queries at positions >= this attend densely (INT64_MAX: none) */
     float *inv_local, *inv_global; /* (d/2) RoPE inverse frequencies, the global one / factor */
     float *kc, *vc;         /* (L, K, max_ctx, d) */
     float *h, *xn, *tmp;    /* (B, C) */
@@ -42,6 +43,7 @@ us_gemma3_opts us_gemma3_opts_default(void)
     memset(&o, 0, sizeof o);
     o.method = US_METHOD_DENSE;
     o.params = us_unisparse_params_default();
+    o.dense_tail = 256;
     return o;
 }
 
@@ -70,6 +72,7 @@ us_status us_gemma3_model_create(const us_gemma3_weights *w, const us_gemma3_opt
                             (long long)o.max_ctx, c->max_position_embeddings);
     if (o.max_batch < 0) return us_error_set(err, US_ERR_INVALID, "max_batch %d must be >= 0", o.max_batch);
     if (o.threads < 0) return us_error_set(err, US_ERR_INVALID, "threads %d must be >= 0", o.threads);
+    if (o.dense_tail < 0) return us_error_set(err, US_ERR_INVALID, "dense_tail %d must be >= 0", o.dense_tail);
     if ((int)o.method < 0 || o.method >= US_METHOD_COUNT)
         return us_error_set(err, US_ERR_INVALID, "attention method %d is unknown", (int)o.method);
     us_status s = us_unisparse_params_validate(&o.params, c->head_dim, c->num_heads, c->num_kv_heads, err);
@@ -80,6 +83,7 @@ us_status us_gemma3_model_create(const us_gemma3_weights *w, const us_gemma3_opt
     m->w = w;
     m->o = o;
     m->capture_layer = -1;
+    m->dense_from = INT64_MAX;
     m->nt = o.threads ? o.threads : omp_get_max_threads();
     m->max_ctx = o.max_ctx ? o.max_ctx : (c->max_position_embeddings < 8192 ? c->max_position_embeddings : 8192);
     m->max_batch = o.max_batch ? o.max_batch : 512;
@@ -119,6 +123,12 @@ void us_gemma3_reset(us_gemma3_model *m)
 {
     m->n_past = 0;
     m->n_spans = 0;
+    m->dense_from = INT64_MAX;
+}
+
+void us_gemma3_set_prompt_end(us_gemma3_model *m, int64_t end)
+{
+    m->dense_from = end - m->o.dense_tail;
 }
 
 us_status us_gemma3_truncate(us_gemma3_model *m, int64_t n_past, us_error *err)
@@ -234,6 +244,9 @@ static us_status global_attention(us_gemma3_model *m, const us_attn_args *a, us_
     const double t0 = omp_get_wtime();
     us_selection *sel = NULL;
     us_status s = us_select(m->o.method, a, &m->o.params, &sel, err);
+    /* the prompt's last opts.dense_tail queries keep every visible block (us_gemma3_set_prompt_end) */
+    if (!s && m->o.method != US_METHOD_DENSE && a->q_offset + a->q.shape[1] > m->dense_from)
+        us_selection_keep_all_from(sel, a, m->dense_from);
     if (!s) s = us_attention_sparse(a, sel, err);
     if (!s) {
         /* visible (query, key) pairs of the chunk: query t sees limit[t] + 1 keys (q_offset + t + 1 but for

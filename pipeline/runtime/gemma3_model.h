@@ -31,6 +31,9 @@ typedef struct {
     int threads;       /* 0 = OpenMP's default */
     us_method method;  /* global layers' prefill attention: US_METHOD_DENSE (default) or UNISPARSE ... */
     us_unisparse_params params;
+    int dense_tail;    /* sparse methods: the prompt's last dense_tail queries attend to every visible key in
+                          the global layers (256): the positions the answer reads most directly, 256 x N
+                          pairs, which kept 32K greedy output unchanged (bench/RESULTS.md) */
 } us_gemma3_opts;
 
 typedef struct us_gemma3_model us_gemma3_model;
@@ -44,6 +47,11 @@ void us_gemma3_model_free(us_gemma3_model **m);
 
 /* Empties the KV cache. */
 void us_gemma3_reset(us_gemma3_model *m);
+/* The prompt now being prefilled ends at position end (exclusive): its last opts.dense_tail queries
+ * attend densely in the global layers. Generation calls it before each prefill; without a call no
+ * query does. us_gemma3_reset forgets it. */
+void us_gemma3_set_prompt_end(us_gemma3_model *m, int64_t end);
+
 /* Keeps the first n_past cached positions (a shared prefix, e.g. a video before each question) and
  * drops the rest; n_past must not exceed us_gemma3_n_past. */
 us_status us_gemma3_truncate(us_gemma3_model *m, int64_t n_past, us_error *err);

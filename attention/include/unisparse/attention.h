@@ -153,6 +153,10 @@ void us_selection_free(us_selection **sel);
 us_status us_selection_dense(const us_attn_args *a, int block, us_selection **out, us_error *err);
 /* Computes density and pair_density from counts and the mask. */
 void us_selection_finish(us_selection *sel, const us_attn_args *a);
+/* Every selection row of a query block holding a query at absolute position >= pos keeps every
+ * visible key block (a dense tail: e.g. the last queries of a prompt, which the answer reads
+ * directly); then us_selection_finish(sel, a). */
+void us_selection_keep_all_from(us_selection *sel, const us_attn_args *a, int64_t pos);
 /* Checks the invariants: indices sorted, unique, visible; sink and diagonal kept when asked. */
 us_status us_selection_check(const us_selection *sel, const us_attn_args *a, int require_sink_diag,
                              us_error *err);
