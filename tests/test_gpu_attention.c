@@ -14,16 +14,9 @@
 #include <string.h>
 
 #ifdef US_HAVE_CUDA
-#include "cuda_device.h"
+#include "gpu_check.h"
 #include "unisparse_cuda.h"
 
-#include <cuda_runtime.h>
-
-static void need_gpu(void)
-{
-    char why[256];
-    if (us_cuda_device_count(why, sizeof why) == 0) cr_skip_test("no GPU here (%s): GPU attention not tested", why);
-}
 
 typedef struct {
     int hq, hkv, nq, nk, d, block;
@@ -150,7 +143,7 @@ static void run(gpu_case c, uint64_t seed)
 
 Test(gpu_attention, dense_every_dim_dtype_block)
 {
-    need_gpu();
+    require_gpu();
     int dims[] = {64, 128, 256};
     for (int di = 0; di < 3; di++)
         for (int b = 64; b <= 128; b += 64) {
@@ -161,7 +154,7 @@ Test(gpu_attention, dense_every_dim_dtype_block)
 
 Test(gpu_attention, dense_masks_offsets_ragged)
 {
-    need_gpu();
+    require_gpu();
     run((gpu_case){2, 2, 1100, 1100, 128, 128, US_BF16, US_MASK_BIDIRECTIONAL, -1, US_METHOD_DENSE, 1, false}, 3);
     run((gpu_case){2, 1, 1100, 1100, 128, 128, US_BF16, US_MASK_CAUSAL_SPANS, -1, US_METHOD_DENSE, 1, false}, 4);
     run((gpu_case){4, 2, 200, 1100, 128, 128, US_BF16, US_MASK_CAUSAL, -1, US_METHOD_DENSE, 1, false}, 5);
@@ -172,7 +165,7 @@ Test(gpu_attention, dense_masks_offsets_ragged)
 
 Test(gpu_attention, sparse_selection_matches_cpu)
 {
-    need_gpu();
+    require_gpu();
     run((gpu_case){8, 2, 3000, 3000, 128, 128, US_BF16, US_MASK_CAUSAL, -1, US_METHOD_UNISPARSE, 0.9f, true}, 11);
     run((gpu_case){4, 1, 3000, 3000, 256, 128, US_BF16, US_MASK_CAUSAL, -1, US_METHOD_UNISPARSE, 0.9f, true}, 12);
     run((gpu_case){4, 4, 2000, 2000, 64, 64, US_F16, US_MASK_CAUSAL_SPANS, -1, US_METHOD_UNISPARSE, 0.5f, false}, 13);
@@ -186,7 +179,7 @@ Test(gpu_attention, sparse_selection_matches_cpu)
  * queries at the end of 70000 keys, block 64, every block kept (1094 per row). */
 Test(gpu_attention, long_rows_read_from_global)
 {
-    need_gpu();
+    require_gpu();
     run((gpu_case){2, 1, 200, 70000, 64, 64, US_BF16, US_MASK_CAUSAL, -1, US_METHOD_DENSE, 1, false}, 21);
     run((gpu_case){2, 1, 130, 70000, 128, 64, US_F16, US_MASK_CAUSAL, -1, US_METHOD_UNISPARSE, 0.99f, false}, 22);
 }
@@ -195,7 +188,7 @@ Test(gpu_attention, long_rows_read_from_global)
  * (4 d per visible pair) for the shapes of the benchmark; also shows which one AUTO picks. */
 Test(gpu_attention, timing_kernels, .timeout = 600)
 {
-    need_gpu();
+    require_gpu();
     const char *env = getenv("US_GPU_TIMING_N");
     const int n = env && atoi(env) > 0 ? atoi(env) : 16384;
     const int shapes[3][3] = {{32, 8, 128}, {8, 4, 256}, {4, 1, 256}};
@@ -264,7 +257,7 @@ Test(gpu_attention, timing_kernels, .timeout = 600)
  * the same output as a direct call: nothing in it synchronises with the host. */
 Test(gpu_attention, whole_call_captured_in_a_graph)
 {
-    need_gpu();
+    require_gpu();
     const int hq = 8, hkv = 2, n = 3000, d = 128;
     int64_t nq_el = (int64_t)hq * n * d, nk_el = (int64_t)hkv * n * d;
     float *qf = malloc((size_t)nq_el * 4), *kf = malloc((size_t)nk_el * 4), *vf = malloc((size_t)nk_el * 4);
@@ -321,7 +314,7 @@ Test(gpu_attention, whole_call_captured_in_a_graph)
 
 Test(gpu_attention, bad_arguments_rejected)
 {
-    need_gpu();
+    require_gpu();
     us_attn_args a = us_attn_args_default();
     static uint16_t dummy[4 * 64 * 96];
     a.q = us_tensor_3d(dummy, US_BF16, 1, 64, 96); /* head dim 96 is not compiled for the GPU */

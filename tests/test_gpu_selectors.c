@@ -29,21 +29,9 @@
 #include <string.h>
 
 #ifdef US_HAVE_CUDA
-#include "cuda_device.h"
+#include "gpu_check.h"
 #include "unisparse_cuda.h"
-#include <cuda_runtime.h>
 
-static void require_gpu(void)
-{
-    char name[256];
-    if (us_cuda_device_count(name, (int)sizeof name) <= 0) cr_skip_test("GPU test skipped: %s", name);
-}
-
-#define CUDA_OK(call)                                                                                              \
-    do {                                                                                                           \
-        cudaError_t e_ = (call);                                                                                   \
-        cr_assert_eq(e_, cudaSuccess, "%s: %s", #call, cudaGetErrorString(e_));                                   \
-    } while (0)
 
 #define GAUSS -1
 #define C_ US_MASK_CAUSAL

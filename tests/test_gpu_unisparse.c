@@ -19,24 +19,11 @@
 #include <string.h>
 
 #ifdef US_HAVE_CUDA
-#include "cuda_device.h"
+#include "gpu_check.h"
 #include "unisparse_cuda.h"
-#include <cuda_runtime.h>
 #endif
 
 #ifdef US_HAVE_CUDA
-
-static void require_gpu(void)
-{
-    char name[256];
-    if (us_cuda_device_count(name, (int)sizeof name) <= 0) cr_skip_test("GPU test skipped: %s", name);
-}
-
-#define CUDA_OK(call)                                                                                              \
-    do {                                                                                                           \
-        cudaError_t e_ = (call);                                                                                   \
-        cr_assert_eq(e_, cudaSuccess, "%s: %s", #call, cudaGetErrorString(e_));                                   \
-    } while (0)
 
 enum { LAYOUT_CONTIGUOUS = 0, LAYOUT_TOKEN_MAJOR = 1, LAYOUT_PADDED = 2 };
 
