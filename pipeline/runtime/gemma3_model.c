@@ -243,9 +243,11 @@ static us_status global_attention(us_gemma3_model *m, const us_attn_args *a, us_
 {
     const double t0 = omp_get_wtime();
     us_selection *sel = NULL;
-    us_status s = us_select(m->o.method, a, &m->o.params, &sel, err);
-    /* the prompt's last opts.dense_tail queries keep every visible block (us_gemma3_set_prompt_end) */
-    if (!s && m->o.method != US_METHOD_DENSE && a->q_offset + a->q.shape[1] > m->dense_from)
+    /* the prompt's last opts.dense_tail queries keep every visible block (us_gemma3_set_prompt_end): a
+     * call inside that tail selects nothing, a call reaching into it fills its tail rows */
+    const int all_tail = a->q_offset >= m->dense_from;
+    us_status s = us_select(all_tail ? US_METHOD_DENSE : m->o.method, a, &m->o.params, &sel, err);
+    if (!s && !all_tail && m->o.method != US_METHOD_DENSE && a->q_offset + a->q.shape[1] > m->dense_from)
         us_selection_keep_all_from(sel, a, m->dense_from);
     if (!s) s = us_attention_sparse(a, sel, err);
     if (!s) {
