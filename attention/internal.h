@@ -75,6 +75,13 @@ typedef struct {
 int us_pooled_block_importance(const us_pooled *pl, const us_geom *g, int block, int64_t h, int64_t qblock,
                                float *work, float *importance, float *row_mass);
 
+/* The same for nh heads h0 .. h0 + nh - 1 that score against the same keys (khead[h0], or kc of
+ * h0): their composite rows go through one product, so the keys, the memory-bound operand at
+ * long context, are read once for all of them. qbuf: nh * (S / cq) * dim floats (unused when
+ * nh = 1); work: nh * (S / cq) * nkc; importance: [nh][n_kblocks]; row_mass: [nh][S / cq][n_kblocks]. */
+int us_pooled_block_importance_heads(const us_pooled *pl, const us_geom *g, int block, int64_t h0, int64_t nh,
+                                     int64_t qblock, float *qbuf, float *work, float *importance, float *row_mass);
+
 /* Vectorisable 2^x for x <= 0 (flushes below -126 to 0); rel. error ~2e-7. */
 static inline float us_exp2f(float x)
 {

@@ -36,6 +36,9 @@ us_status us_select_unisparse(const us_attn_args *a, const us_geom *g, const us_
     const int64_t ch = p->ch > 0 ? p->ch : g->group, ne = g->hq / ch, d = g->d;
     /* KV heads behind estimation head e: one when ch <= group, else ch / group of them. */
     const int64_t kv_per_e = ch > g->group ? ch / g->group : 1;
+    /* Estimation heads that score against the same keys (those of one KV head when ch divides the
+     * group) are scored together: at long context reading the keys is what the product costs. */
+    const int64_t share = ch < g->group ? g->group / ch : 1, nsrc = ne / share;
     us_status s = us_selection_create(a, S, (int)ch, out, err);
     if (s) return s;
     us_selection *sel = *out;
@@ -46,25 +49,26 @@ us_status us_select_unisparse(const us_attn_args *a, const us_geom *g, const us_
      * Copying them would cost O(Nk d) per call, which dominates chunked prefill's many short calls. */
     const bool keys_in_place = p->ck == 1 && kv_per_e == 1 && a->k.dtype == US_F32 && a->k.stride[2] == 1 &&
                                a->k.stride[1] == d;
-    const float **khead = keys_in_place ? malloc((size_t)ne * sizeof *khead) : NULL;
-    if (khead)
-        for (int64_t e = 0; e < ne; e++) khead[e] = (const float *)a->k.data + ((e * ch) / g->group) * a->k.stride[0];
-    pl.khead = khead;
+    const float **khead = malloc((size_t)ne * sizeof *khead);
     float *qc = malloc((size_t)(ne * pl.nqc * d) * sizeof *qc);
-    float *kc = keys_in_place ? malloc(sizeof *kc) : malloc((size_t)(ne * pl.nkc * d) * sizeof *kc);
+    float *kc = keys_in_place ? malloc(sizeof *kc) : malloc((size_t)(nsrc * pl.nkc * d) * sizeof *kc);
     int nt = omp_get_max_threads();
-    /* per thread: scores of one block's composite rows, block importance, per-row masses when the
-     * row-union rule needs them */
-    size_t rows_per_block = (size_t)(S / p->cq);
-    size_t work_elems = rows_per_block * (size_t)pl.nkc + (size_t)sel->n_kblocks + (size_t)d +
-                        (p->row_union ? rows_per_block * (size_t)sel->n_kblocks : 0);
+    /* per thread: the composite rows of one block for the heads scored together, their scores,
+     * block importance, per-row masses when the row-union rule needs them */
+    size_t rows_per_block = (size_t)(S / p->cq), rows = (size_t)share * rows_per_block;
+    size_t work_elems = rows * (size_t)d + rows * (size_t)pl.nkc + (size_t)share * (size_t)sel->n_kblocks +
+                        (size_t)d + (p->row_union ? rows * (size_t)sel->n_kblocks : 0);
     float *work = malloc((size_t)nt * work_elems * sizeof *work);
     int32_t *iscratch = malloc((size_t)nt * 4 * (size_t)sel->n_kblocks * sizeof *iscratch);
-    if (!qc || !kc || !work || !iscratch || (keys_in_place && !khead)) {
+    if (!qc || !kc || !work || !iscratch || !khead) {
         free(qc), free(kc), free(work), free(iscratch), free(khead);
         us_selection_free(out);
         return us_error_set(err, US_ERR_NOMEM, "no memory for UniSparse composite tokens");
     }
+    for (int64_t e = 0; e < ne; e++)
+        khead[e] = keys_in_place ? (const float *)a->k.data + ((e * ch) / g->group) * a->k.stride[0]
+                                 : kc + (e / share) * pl.nkc * d;
+    pl.khead = khead;
     pl.qc = qc;
     pl.kc = kc;
     const float qmul = g->scale * US_LOG2E;
@@ -78,31 +82,38 @@ us_status us_select_unisparse(const us_attn_args *a, const us_geom *g, const us_
             pool(&a->q, e * ch, ch, u * p->cq, us_min64((u + 1) * p->cq, g->nq), qmul, row, qc + x * d);
         }
 #pragma omp for schedule(static)
-        for (int64_t x = 0; x < (keys_in_place ? 0 : ne * pl.nkc); x++) {
-            int64_t e = x / pl.nkc, t = x % pl.nkc;
-            int64_t kv0 = (e * ch) / g->group;
+        for (int64_t x = 0; x < (keys_in_place ? 0 : nsrc * pl.nkc); x++) {
+            int64_t src = x / pl.nkc, t = x % pl.nkc;
+            int64_t kv0 = (src * share * ch) / g->group;
             pool(&a->k, kv0, kv_per_e, t * p->ck, us_min64((t + 1) * p->ck, g->nk), 1.0f, row, kc + x * d);
         }
-        float *z = work + (size_t)tid * work_elems;
-        float *imp = z + rows_per_block * (size_t)pl.nkc;
-        float *row_mass = p->row_union ? imp + sel->n_kblocks + d : NULL;
+        float *qbuf = work + (size_t)tid * work_elems;
+        float *z = qbuf + rows * (size_t)d;
+        float *imp = z + rows * (size_t)pl.nkc;
+        float *row_mass = p->row_union ? imp + (size_t)share * sel->n_kblocks + d : NULL;
         int32_t *isc = iscratch + (size_t)tid * 4 * (size_t)sel->n_kblocks;
 #pragma omp for schedule(dynamic, 1)
-        for (int64_t x = 0; x < ne * sel->n_qblocks; x++) {
-            int64_t e = x / sel->n_qblocks, i = sel->n_qblocks - 1 - x % sel->n_qblocks;
-            int rows = us_pooled_block_importance(&pl, g, S, e, i, z, imp, row_mass);
+        for (int64_t x = 0; x < nsrc * sel->n_qblocks; x++) {
+            int64_t e0 = (x / sel->n_qblocks) * share, i = sel->n_qblocks - 1 - x % sel->n_qblocks;
+            int nr = us_pooled_block_importance_heads(&pl, g, S, e0, share, i, qbuf, z, imp, row_mass);
             int32_t d0, d1, vis = sel->visible[i];
             us_geom_diagonal_blocks(g, S, i, &d0, &d1);
-            if (!p->row_union) {
-                us_select_row_by_mass(sel, e * sel->n_qblocks + i, imp, vis, d0, d1, p->tau, p, isc);
-                continue;
+            for (int64_t hh = 0; hh < share; hh++) {
+                int64_t srow = (e0 + hh) * sel->n_qblocks + i;
+                const float *himp = imp + hh * sel->n_kblocks;
+                if (!p->row_union) {
+                    us_select_row_by_mass(sel, srow, himp, vis, d0, d1, p->tau, p, isc);
+                    continue;
+                }
+                /* row union: every composite query row keeps the blocks covering tau of its own mass */
+                uint8_t *keep = (uint8_t *)(isc + sel->n_kblocks);
+                memset(keep, 0, (size_t)vis);
+                const float *hmass = row_mass + (size_t)hh * (size_t)nr * sel->n_kblocks;
+                for (int r = 0; r < nr; r++)
+                    us_mark_row_by_mass(hmass + (size_t)r * sel->n_kblocks, vis, d0, d1, p->tau, p, keep,
+                                        isc + 2 * sel->n_kblocks);
+                us_selection_set_row(sel, srow, keep, vis);
             }
-            /* row union: every composite query row keeps the blocks covering tau of its own mass */
-            uint8_t *keep = (uint8_t *)(isc + sel->n_kblocks);
-            memset(keep, 0, (size_t)vis);
-            for (int r = 0; r < rows; r++)
-                us_mark_row_by_mass(row_mass + (size_t)r * sel->n_kblocks, vis, d0, d1, p->tau, p, keep, isc + 2 * sel->n_kblocks);
-            us_selection_set_row(sel, e * sel->n_qblocks + i, keep, vis);
         }
     }
     free(qc), free(kc), free(work), free(iscratch), free(khead);

@@ -3,6 +3,7 @@
  *
  *   build/bin/bench_gemma3_cpu --model models/gemma-3-270m-q4_k_m.gguf --text data/haystack.txt \
  *       --tokens 8192 [--attention dense|unisparse|...] [--decode 32] [--chunk 256] [--tau T]
+ *       [--ch C] [--cq C] [--ck C]   (UniSparse pooling: query heads, query tokens, key tokens)
  *
  * The prompt is the first --tokens tokens of the text (BOS + text). Reports: prefill tokens/s, the
  * weight products' GFLOP/s during prefill (2 T N K over their wall time, every layer, tiles converted
@@ -47,6 +48,7 @@ int main(int argc, char **argv)
     int64_t tokens = 8192;
     int decode = 32, chunk = 0;
     float tau = 0.0f;
+    int ch = -1, cq = 0, ck = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--model")) model = argv[i + 1];
         else if (!strcmp(argv[i], "--text")) text_path = argv[i + 1];
@@ -55,6 +57,9 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--decode")) decode = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--chunk")) chunk = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--tau")) tau = (float)atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--ch")) ch = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--cq")) cq = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--ck")) ck = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "bench_gemma3_cpu: unknown option %s\n", argv[i]);
             return 2;
@@ -62,7 +67,7 @@ int main(int argc, char **argv)
     }
     const int meth = us_method_parse(attention);
     if (!model || !text_path || tokens < 2 || meth < 0) {
-        fprintf(stderr, "usage: bench_gemma3_cpu --model PATH --text FILE [--tokens N] [--attention M] [--decode N] [--chunk N] [--tau T]\n");
+        fprintf(stderr, "usage: bench_gemma3_cpu --model PATH --text FILE [--tokens N] [--attention M] [--decode N] [--chunk N] [--tau T] [--ch C] [--cq C] [--ck C]\n");
         return 2;
     }
     us_error err;
@@ -87,6 +92,9 @@ int main(int argc, char **argv)
     mo.max_ctx = tokens + decode + 1;
     if (chunk > 0) mo.max_batch = chunk;
     if (tau > 0.0f) mo.params.tau = tau;
+    if (ch >= 0) mo.params.ch = ch;
+    if (cq > 0) mo.params.cq = cq;
+    if (ck > 0) mo.params.ck = ck;
     if (us_gemma3_model_create(llm->w, &mo, &m, &err)) {
         fprintf(stderr, "bench_gemma3_cpu: %s\n", err.msg);
         return 1;
@@ -117,10 +125,11 @@ int main(int argc, char **argv)
     printf("{\"model\":\"%s\",\"attention\":\"%s\",\"threads\":%d,\"prompt_tokens\":%lld,\"prefill_s\":%.2f,"
            "\"prefill_tokens_per_s\":%.1f,\"matmul_s\":%.2f,\"matmul_gflops\":%.1f,\"sgemm_gflops\":%.1f,"
            "\"matmul_share_of_sgemm\":%.3f,\"global_attention_s\":%.2f,\"selection_s\":%.2f,"
-           "\"attention_density\":%.4f,\"chunk\":%d,\"decode_tokens_per_s\":%.2f,\"generated\":%d,\"peak_rss_mib\":%.0f,\"ids\":[",
+           "\"attention_density\":%.4f,\"tau\":%.3f,\"ch\":%d,\"cq\":%d,\"ck\":%d,\"chunk\":%d,\"decode_tokens_per_s\":%.2f,\"generated\":%d,\"peak_rss_mib\":%.0f,\"ids\":[",
            model, us_method_name((us_method)meth), omp_get_max_threads(), (long long)tokens, r.prefill_ms / 1e3,
            us_gen_prefill_tps(&r), r.attn.matmul_ms / 1e3, ours, sgemm, ours / sgemm, r.attn.attn_ms / 1e3,
-           r.attn.select_ms / 1e3, r.attn.visible_pairs > 0 ? r.attn.kept_pairs / r.attn.visible_pairs : 1.0, gp.prefill_chunk,
+           r.attn.select_ms / 1e3, r.attn.visible_pairs > 0 ? r.attn.kept_pairs / r.attn.visible_pairs : 1.0, (double)mo.params.tau,
+           mo.params.ch, mo.params.cq, mo.params.ck, gp.prefill_chunk,
            us_gen_decode_tps(&r), r.n, (double)ru.ru_maxrss / 1024.0);
     for (int i = 0; i < r.n; i++) printf("%s%d", i ? "," : "", r.ids[i]);
     printf("]}\n");
