@@ -103,8 +103,23 @@ us_status us_attention_sparse(const us_attn_args *a, const us_selection *sel, us
                             kv_elems * 8 >> 20);
     }
     const float qmul = g.scale * US_LOG2E;
+    /* Only the key blocks some row keeps are converted: at long context with a short call (chunked
+     * prefill) the conversion is a per-call cost that would otherwise not shrink with the density. */
+    uint8_t *needed = calloc((size_t)(g.hkv * nkb), 1);
+    if (!needed) {
+        free(kf), free(vf), free(scratch), free(valid_all);
+        us_geom_free(&g);
+        return us_error_set(err, US_ERR_NOMEM, "no memory for the kept-block map");
+    }
+    for (int64_t h = 0; h < g.hq; h++)
+        for (int64_t i = 0; i < nqb; i++) {
+            int64_t row = (h / sel->heads_per_row) * nqb + i, kvh = h / g.group;
+            const int32_t *idx = sel->indices + sel->row_offset[row];
+            for (int32_t c = 0; c < sel->counts[row]; c++) needed[kvh * nkb + idx[c]] = 1;
+        }
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t x = 0; x < g.hkv * nkb; x++) {
+        if (!needed[x]) continue;
         int64_t h = x / nkb, j = x % nkb, k0 = j * S, kn = us_min64(S, nk - k0);
         float *kt = kf + (size_t)(x * S * d), *vb = vf + (size_t)(x * S * d);
         float row[1024];
@@ -116,6 +131,7 @@ us_status us_attention_sparse(const us_attn_args *a, const us_selection *sel, us
         }
         memset(vb + kn * d, 0, (size_t)((S - kn) * d) * sizeof *vb);
     }
+    free(needed);
 
 #pragma omp parallel num_threads(nt)
     {

@@ -3,7 +3,8 @@
  *
  *   build/bin/bench_gemma3_cpu --model models/gemma-3-270m-q4_k_m.gguf --text data/haystack.txt \
  *       --tokens 8192 [--attention dense|unisparse|...] [--decode 32] [--chunk 256] [--tau T]
- *       [--ch C] [--cq C] [--ck C]   (UniSparse pooling: query heads, query tokens, key tokens)
+ *       [--ch C] [--cq C] [--ck C] [--block S]   (UniSparse pooling: query heads, query tokens, key
+ *       tokens; selection block)
  *
  * The prompt is the first --tokens tokens of the text (BOS + text). Reports: prefill tokens/s, the
  * weight products' GFLOP/s during prefill (2 T N K over their wall time, every layer, tiles converted
@@ -17,6 +18,7 @@
 #include "stats.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +43,24 @@ static double sgemm_gflops(int64_t T, int64_t N, int64_t K, int repeat)
     return g;
 }
 
+/* Each greedy step's margin: the top logit minus the runner-up. A step with a small margin in the
+ * dense run is where any approximation (sparse attention, other weights) is likeliest to flip. */
+typedef struct {
+    int vocab;
+    float margin[1024];
+} margins;
+
+static void record_margin(void *user, int step, const float *logits)
+{
+    margins *mg = user;
+    float a = -INFINITY, b = -INFINITY;
+    for (int v = 0; v < mg->vocab; v++) {
+        if (logits[v] > a) b = a, a = logits[v];
+        else if (logits[v] > b) b = logits[v];
+    }
+    if (step >= 0 && step < 1024) mg->margin[step] = a - b;
+}
+
 int main(int argc, char **argv)
 {
     us_blas_env_fix(argv);
@@ -48,7 +68,7 @@ int main(int argc, char **argv)
     int64_t tokens = 8192;
     int decode = 32, chunk = 0;
     float tau = 0.0f;
-    int ch = -1, cq = 0, ck = 0;
+    int ch = -1, cq = 0, ck = 0, block = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--model")) model = argv[i + 1];
         else if (!strcmp(argv[i], "--text")) text_path = argv[i + 1];
@@ -60,6 +80,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--ch")) ch = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--cq")) cq = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--ck")) ck = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--block")) block = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "bench_gemma3_cpu: unknown option %s\n", argv[i]);
             return 2;
@@ -67,7 +88,7 @@ int main(int argc, char **argv)
     }
     const int meth = us_method_parse(attention);
     if (!model || !text_path || tokens < 2 || meth < 0) {
-        fprintf(stderr, "usage: bench_gemma3_cpu --model PATH --text FILE [--tokens N] [--attention M] [--decode N] [--chunk N] [--tau T] [--ch C] [--cq C] [--ck C]\n");
+        fprintf(stderr, "usage: bench_gemma3_cpu --model PATH --text FILE [--tokens N] [--attention M] [--decode N] [--chunk N] [--tau T] [--ch C] [--cq C] [--ck C] [--block S]\n");
         return 2;
     }
     us_error err;
@@ -95,6 +116,7 @@ int main(int argc, char **argv)
     if (ch >= 0) mo.params.ch = ch;
     if (cq > 0) mo.params.cq = cq;
     if (ck > 0) mo.params.ck = ck;
+    if (block > 0) mo.params.block = block;
     if (us_gemma3_model_create(llm->w, &mo, &m, &err)) {
         fprintf(stderr, "bench_gemma3_cpu: %s\n", err.msg);
         return 1;
@@ -103,7 +125,9 @@ int main(int argc, char **argv)
     gp.max_tokens = decode;
     if (chunk > 0) gp.prefill_chunk = chunk;
     us_gen_result r;
-    if (us_generate(m, llm, ids, tokens, &gp, NULL, &r, &err)) {
+    margins mg = {.vocab = llm->w->cfg.vocab_size};
+    us_gen_hooks hooks = {.user = &mg, .on_logits = record_margin};
+    if (us_generate(m, llm, ids, tokens, &gp, &hooks, &r, &err)) {
         fprintf(stderr, "bench_gemma3_cpu: %s\n", err.msg);
         return 1;
     }
@@ -132,6 +156,8 @@ int main(int argc, char **argv)
            mo.params.ch, mo.params.cq, mo.params.ck, gp.prefill_chunk,
            us_gen_decode_tps(&r), r.n, (double)ru.ru_maxrss / 1024.0);
     for (int i = 0; i < r.n; i++) printf("%s%d", i ? "," : "", r.ids[i]);
+    printf("],\"margins\":[");
+    for (int i = 0; i < r.n && i < 1024; i++) printf("%s%.4f", i ? "," : "", (double)mg.margin[i]);
     printf("]}\n");
     us_gen_result_free(&r);
     free(ids), free(text);
