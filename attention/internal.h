@@ -82,6 +82,16 @@ int us_pooled_block_importance(const us_pooled *pl, const us_geom *g, int block,
 int us_pooled_block_importance_heads(const us_pooled *pl, const us_geom *g, int block, int64_t h0, int64_t nh,
                                      int64_t qblock, float *qbuf, float *work, float *importance, float *row_mass);
 
+/* The two steps of the above, for the composite rows of query blocks [i0, i1) at once.
+ * us_pooled_scores: one product of those rows (nh heads sharing keys, rows ordered head-major)
+ * against the keys visible to the last of them; qbuf: nh * rows * dim floats (unused when nh = 1);
+ * z: nh * rows * (returned column count) floats. us_pooled_block_mass: the masses of query block
+ * i in [i0, i1) from those scores (overwritten by softmax numerators), as the function above. */
+int64_t us_pooled_scores(const us_pooled *pl, const us_geom *g, int block, int64_t h0, int64_t nh, int64_t i0,
+                         int64_t i1, float *qbuf, float *z);
+int us_pooled_block_mass(const us_pooled *pl, const us_geom *g, int block, int64_t nh, int64_t i0, int64_t i1,
+                         int64_t i, float *z, int64_t ldz, float *importance, float *row_mass);
+
 /* Vectorisable 2^x for x <= 0 (flushes below -126 to 0); rel. error ~2e-7. */
 static inline float us_exp2f(float x)
 {

@@ -29,6 +29,20 @@ static void pool(const us_tensor *t, int64_t h0, int64_t nh, int64_t t0, int64_t
     for (int64_t c = 0; c < d; c++) dst[c] *= w;
 }
 
+/* Scores of composite rows held at once (floats): 64 MiB, whatever the call's length. */
+enum { kScoreBudget = 16 << 20 };
+
+/* The query blocks [i0, end) scored by one product. One product per block would read the keys,
+ * the memory-bound operand at long context, once per block; a group reads them once. A group spans
+ * at most an eighth of the keys its first block sees (its earlier blocks are scored against the
+ * keys its last one sees, so little work is spent on masked scores), and at most max_blocks. */
+static int64_t score_group_end(const us_geom *g, int S, int64_t i0, int64_t nqb, int64_t max_blocks)
+{
+    int64_t first_tok = us_min64(i0 * S, g->nq - 1);
+    int64_t span = (g->limit[first_tok] + 1) / 8 / S;
+    return us_min64(nqb, i0 + us_max64(1, us_min64(span, max_blocks)));
+}
+
 us_status us_select_unisparse(const us_attn_args *a, const us_geom *g, const us_unisparse_params *p,
                               us_selection **out, us_error *err)
 {
@@ -53,15 +67,21 @@ us_status us_select_unisparse(const us_attn_args *a, const us_geom *g, const us_
     float *qc = malloc((size_t)(ne * pl.nqc * d) * sizeof *qc);
     float *kc = keys_in_place ? malloc(sizeof *kc) : malloc((size_t)(nsrc * pl.nkc * d) * sizeof *kc);
     int nt = omp_get_max_threads();
-    /* per thread: the composite rows of one block for the heads scored together, their scores,
-     * block importance, per-row masses when the row-union rule needs them */
-    size_t rows_per_block = (size_t)(S / p->cq), rows = (size_t)share * rows_per_block;
-    size_t work_elems = rows * (size_t)d + rows * (size_t)pl.nkc + (size_t)share * (size_t)sel->n_kblocks +
-                        (size_t)d + (p->row_union ? rows * (size_t)sel->n_kblocks : 0);
+    const int64_t per_block = S / p->cq, nkb = sel->n_kblocks, nqb = sel->n_qblocks;
+    /* The scores of one group of query blocks (all heads scored together), bounded so that a long
+     * call still fits: at least one block's rows. */
+    const int64_t block_floats = share * per_block * pl.nkc;
+    const size_t z_floats = (size_t)us_max64(block_floats, us_min64(kScoreBudget, block_floats * nqb));
+    /* per thread: pooling's row, then block importance, per-row masses when the row-union rule needs
+     * them, and the marking scratch */
+    size_t work_elems = (size_t)d + (size_t)(share * nkb) + (p->row_union ? (size_t)(share * per_block * nkb) : 0);
     float *work = malloc((size_t)nt * work_elems * sizeof *work);
-    int32_t *iscratch = malloc((size_t)nt * 4 * (size_t)sel->n_kblocks * sizeof *iscratch);
-    if (!qc || !kc || !work || !iscratch || !khead) {
-        free(qc), free(kc), free(work), free(iscratch), free(khead);
+    float *z = malloc(z_floats * sizeof *z);
+    float *qbuf = share > 1 ? malloc(z_floats / (size_t)us_max64(1, pl.nkc) * (size_t)d * sizeof *qbuf + sizeof *qbuf)
+                            : NULL;
+    int32_t *iscratch = malloc((size_t)nt * 4 * (size_t)nkb * sizeof *iscratch);
+    if (!qc || !kc || !work || !z || (share > 1 && !qbuf) || !iscratch || !khead) {
+        free(qc), free(kc), free(work), free(z), free(qbuf), free(iscratch), free(khead);
         us_selection_free(out);
         return us_error_set(err, US_ERR_NOMEM, "no memory for UniSparse composite tokens");
     }
@@ -74,8 +94,7 @@ us_status us_select_unisparse(const us_attn_args *a, const us_geom *g, const us_
     const float qmul = g->scale * US_LOG2E;
 #pragma omp parallel num_threads(nt)
     {
-        int tid = omp_get_thread_num();
-        float *row = work + (size_t)tid * work_elems;
+        float *row = work + (size_t)omp_get_thread_num() * work_elems;
 #pragma omp for schedule(static)
         for (int64_t x = 0; x < ne * pl.nqc; x++) {
             int64_t e = x / pl.nqc, u = x % pl.nqc;
@@ -87,35 +106,41 @@ us_status us_select_unisparse(const us_attn_args *a, const us_geom *g, const us_
             int64_t kv0 = (src * share * ch) / g->group;
             pool(&a->k, kv0, kv_per_e, t * p->ck, us_min64((t + 1) * p->ck, g->nk), 1.0f, row, kc + x * d);
         }
-        float *qbuf = work + (size_t)tid * work_elems;
-        float *z = qbuf + rows * (size_t)d;
-        float *imp = z + rows * (size_t)pl.nkc;
-        float *row_mass = p->row_union ? imp + (size_t)share * sel->n_kblocks + d : NULL;
-        int32_t *isc = iscratch + (size_t)tid * 4 * (size_t)sel->n_kblocks;
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t x = 0; x < nsrc * sel->n_qblocks; x++) {
-            int64_t e0 = (x / sel->n_qblocks) * share, i = sel->n_qblocks - 1 - x % sel->n_qblocks;
-            int nr = us_pooled_block_importance_heads(&pl, g, S, e0, share, i, qbuf, z, imp, row_mass);
-            int32_t d0, d1, vis = sel->visible[i];
-            us_geom_diagonal_blocks(g, S, i, &d0, &d1);
-            for (int64_t hh = 0; hh < share; hh++) {
-                int64_t srow = (e0 + hh) * sel->n_qblocks + i;
-                const float *himp = imp + hh * sel->n_kblocks;
-                if (!p->row_union) {
-                    us_select_row_by_mass(sel, srow, himp, vis, d0, d1, p->tau, p, isc);
-                    continue;
+    }
+    for (int64_t src = 0; src < nsrc; src++) {
+        const int64_t e0 = src * share;
+        for (int64_t i0 = 0, i1; i0 < nqb; i0 = i1) {
+            i1 = score_group_end(g, S, i0, nqb, (int64_t)z_floats / block_floats);
+            /* one product for the group, outside any parallel region so that BLAS uses every thread */
+            const int64_t ldz = us_pooled_scores(&pl, g, S, e0, share, i0, i1, qbuf, z);
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+            for (int64_t i = i1 - 1; i >= i0; i--) {
+                const int tid = omp_get_thread_num();
+                float *imp = work + (size_t)tid * work_elems + d;
+                float *row_mass = p->row_union ? imp + share * nkb : NULL;
+                int32_t *isc = iscratch + (size_t)tid * 4 * (size_t)nkb;
+                int nr = ldz > 0 ? us_pooled_block_mass(&pl, g, S, share, i0, i1, i, z, ldz, imp, row_mass) : 0;
+                if (ldz <= 0) memset(imp, 0, (size_t)(share * nkb) * sizeof *imp);
+                int32_t d0, d1, vis = sel->visible[i];
+                us_geom_diagonal_blocks(g, S, i, &d0, &d1);
+                for (int64_t hh = 0; hh < share; hh++) {
+                    int64_t srow = (e0 + hh) * nqb + i;
+                    const float *himp = imp + hh * nkb;
+                    if (!p->row_union) {
+                        us_select_row_by_mass(sel, srow, himp, vis, d0, d1, p->tau, p, isc);
+                        continue;
+                    }
+                    /* row union: every composite query row keeps the blocks covering tau of its own mass */
+                    uint8_t *keep = (uint8_t *)(isc + nkb);
+                    memset(keep, 0, (size_t)vis);
+                    const float *hmass = row_mass + (size_t)hh * (size_t)nr * nkb;
+                    for (int r = 0; r < nr; r++)
+                        us_mark_row_by_mass(hmass + (size_t)r * nkb, vis, d0, d1, p->tau, p, keep, isc + 2 * nkb);
+                    us_selection_set_row(sel, srow, keep, vis);
                 }
-                /* row union: every composite query row keeps the blocks covering tau of its own mass */
-                uint8_t *keep = (uint8_t *)(isc + sel->n_kblocks);
-                memset(keep, 0, (size_t)vis);
-                const float *hmass = row_mass + (size_t)hh * (size_t)nr * sel->n_kblocks;
-                for (int r = 0; r < nr; r++)
-                    us_mark_row_by_mass(hmass + (size_t)r * sel->n_kblocks, vis, d0, d1, p->tau, p, keep,
-                                        isc + 2 * sel->n_kblocks);
-                us_selection_set_row(sel, srow, keep, vis);
             }
         }
     }
-    free(qc), free(kc), free(work), free(iscratch), free(khead);
+    free(qc), free(kc), free(work), free(z), free(qbuf), free(iscratch), free(khead);
     return US_OK;
 }

@@ -308,3 +308,96 @@ Test(unisparse, default_parameters_keep_fidelity_on_structured_input)
         free(q), free(k), free(v), free(o), free(o2);
     }
 }
+
+/* The selection rule recomputed in float64 from its definition (composite queries pooled over cq
+ * tokens and the GQA group, token-level keys, softmax over the keys the composite's last token
+ * sees, block masses, then the row union of sink + diagonal + heaviest blocks up to tau), on a
+ * structured input, for a chunk of queries at an offset (several query blocks share one scoring
+ * product there) and for a whole sequence. */
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+static void check_selection_against_float64(int64_t n, int64_t nq, float tau)
+{
+    const int hq = 4, d = 64, S = 64, cq = 16;
+    const int64_t off = n - nq;
+    float *q = malloc((size_t)hq * n * d * 4), *k = malloc((size_t)n * d * 4), *v = malloc((size_t)n * d * 4);
+    float *o = malloc((size_t)hq * nq * d * 4); /* unused by selection, but part of valid arguments */
+    us_error err;
+    cr_assert_eq(us_synthetic_qkv(US_SYN_MIXED, n, hq, 1, d, 11, q, k, v, NULL, NULL, &err), US_OK, "%s", err.msg);
+    us_attn_args a = us_attn_args_default();
+    a.q = us_tensor_3d(q + off * d, US_F32, hq, nq, d);
+    a.q.stride[0] = n * d; /* the last nq queries of each head */
+    a.k = us_tensor_3d(k, US_F32, 1, n, d);
+    a.v = us_tensor_3d(v, US_F32, 1, n, d);
+    a.o = us_tensor_3d(o, US_F32, hq, nq, d);
+    a.q_offset = off;
+    us_unisparse_params p = us_unisparse_params_default();
+    p.block = S, p.cq = cq, p.ck = 1, p.tau = tau;
+    us_selection *sel = NULL;
+    cr_assert_eq(us_select(US_METHOD_UNISPARSE, &a, &p, &sel, &err), US_OK, "%s", err.msg);
+    cr_assert_eq(sel->n_heads, 1, "ch defaults to the GQA group: one selection row per KV head");
+    const double scale = 1.0 / sqrt((double)d);
+    const int64_t nkb = (n + S - 1) / S;
+    double *cqv = malloc((size_t)d * sizeof *cqv), *z = malloc((size_t)n * sizeof *z);
+    double *mass = malloc((size_t)nkb * sizeof *mass);
+    uint8_t *keep = malloc((size_t)nkb), *chosen = malloc((size_t)nkb);
+    int64_t rows_equal = 0, kept = 0, visible = 0;
+    for (int64_t i = 0; i < sel->n_qblocks; i++) {
+        const int64_t vis = (off + min64((i + 1) * S, nq) - 1) / S + 1, diag = (off + i * S) / S;
+        memset(keep, 0, (size_t)nkb);
+        for (int64_t u = i * S / cq; u < min64((i + 1) * S, nq) / cq; u++) {
+            const int64_t last = off + (u + 1) * cq - 1; /* the composite's last token sees keys [0, last] */
+            for (int c = 0; c < d; c++) {
+                double acc = 0;
+                for (int h = 0; h < hq; h++)
+                    for (int64_t t = u * cq; t < (u + 1) * cq; t++) acc += q[((int64_t)h * n + off + t) * d + c];
+                cqv[c] = acc / (hq * cq) * scale;
+            }
+            double mx = -INFINITY, sum = 0;
+            for (int64_t j = 0; j <= last; j++) {
+                double s = 0;
+                for (int c = 0; c < d; c++) s += cqv[c] * k[j * d + c];
+                z[j] = s;
+                mx = fmax(mx, s);
+            }
+            memset(mass, 0, (size_t)nkb * sizeof *mass);
+            for (int64_t j = 0; j <= last; j++) sum += exp(z[j] - mx);
+            for (int64_t j = 0; j <= last; j++) mass[j / S] += exp(z[j] - mx) / sum;
+            /* sink and diagonal blocks, then the heaviest others until tau */
+            memset(chosen, 0, (size_t)nkb);
+            double got = 0;
+            for (int64_t j = 0; j < vis; j++)
+                if (j == 0 || j >= diag) chosen[j] = 1, got += mass[j];
+            while (got < tau) {
+                int64_t best = -1;
+                for (int64_t j = 0; j < vis; j++)
+                    if (!chosen[j] && (best < 0 || mass[j] > mass[best])) best = j;
+                if (best < 0) break;
+                chosen[best] = 1, got += mass[best];
+            }
+            for (int64_t j = 0; j < vis; j++) keep[j] |= chosen[j];
+            /* whatever fp32 near-ties decide, the kept blocks carry tau of this composite's mass */
+            double kept_mass = 0;
+            const int32_t *idx = sel->indices + sel->row_offset[i];
+            for (int32_t c = 0; c < sel->counts[i]; c++) kept_mass += mass[idx[c]];
+            cr_expect_geq(kept_mass, tau - 1e-4, "block row %lld, composite %lld keeps %.5f of its mass", (long long)i,
+                          (long long)u, kept_mass);
+        }
+        int32_t n_ref = 0;
+        for (int64_t j = 0; j < vis; j++) n_ref += keep[j];
+        bool same = n_ref == sel->counts[i];
+        for (int32_t c = 0; same && c < sel->counts[i]; c++) same = keep[sel->indices[sel->row_offset[i] + c]];
+        rows_equal += same;
+        kept += sel->counts[i], visible += vis;
+    }
+    cr_expect_geq(rows_equal, sel->n_qblocks - sel->n_qblocks / 50, "%lld of %d block rows equal the float64 rule",
+                  (long long)rows_equal, sel->n_qblocks);
+    cr_expect_lt((double)kept / (double)visible, 0.9, "the input is sparse enough for the rule to choose (%.3f)",
+                 (double)kept / (double)visible);
+    us_selection_free(&sel);
+    free(q), free(k), free(v), free(o), free(cqv), free(z), free(mass), free(keep), free(chosen);
+}
+
+Test(unisparse, selection_follows_the_float64_rule_chunk_at_offset) { check_selection_against_float64(4096, 512, 0.9f); }
+
+Test(unisparse, selection_follows_the_float64_rule_whole_sequence) { check_selection_against_float64(2048, 2048, 0.9f); }
