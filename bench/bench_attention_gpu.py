@@ -4,6 +4,7 @@ in one run, on the same inputs and the same GPU.
 
   python3 bench/bench_attention_gpu.py [--bin build/bin/unisparse] [--sizes 8192,32768,131072]
                                        [--shapes 32x8x128,8x4x256,4x1x256] [--repeat 20] [--out FILE]
+                                       [--methods LIST] [--tau T] [--cq C] [--block S] [--block-mean] [--qkv FILES]
 
 For each (N, Hq x Hkv x d) it runs `unisparse attn --device cuda` (which times our dense kernel,
 UniSparse and the XAttention and FlexPrefill baselines, estimation and attention apart, all on the
@@ -110,6 +111,12 @@ def run_config(args, n, hq, hkv, d, tmp, real=None):
            "--json", "--save-qkv", qkv, "--save-selection", sel]
     if args.tau is not None:
         cmd += ["--tau", str(args.tau)]
+    if args.cq is not None:
+        cmd += ["--cq", str(args.cq)]
+    if args.block_mean:
+        cmd += ["--block-mean"]
+    if args.block is not None:
+        cmd += ["--block", str(args.block)]
     run = subprocess.run(cmd, capture_output=True, text=True)
     if run.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {run.stderr.strip()}")
@@ -165,6 +172,10 @@ def main():
                     help="our methods (dense and unisparse are required: the reference and the mask for flex-sparse)")
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--tau", type=float, help="UniSparse's kept mass (default: the library's, 0.98)")
+    ap.add_argument("--cq", type=int, help="UniSparse's query tokens per composite token (default: the library's, 16)")
+    ap.add_argument("--block", type=int, help="selection block, 64 or 128 (default: the library's, 128)")
+    ap.add_argument("--block-mean", action="store_true",
+                    help="UniSparse selects on each block's mean composite mass instead of the row union")
     ap.add_argument("--out", help="also write the rows as JSON lines here")
     ap.add_argument("--qkv", help="real attention inputs instead of synthetic ones: comma-separated `unisparse attn "
                                   "--qkv` files (e.g. from `unisparse generate --dump-qkv`); N and shape come from each")
@@ -172,6 +183,12 @@ def main():
     gpu = torch.cuda.get_device_name()
     source = f"real:{args.qkv}" if args.qkv else f"synthetic:{args.kind}"
     tau = f"UniSparse tau {args.tau}" if args.tau is not None else "UniSparse tau: default"
+    if args.cq is not None:
+        tau += f", cq {args.cq}"
+    if args.block_mean:
+        tau += ", block mean"
+    if args.block is not None:
+        tau += f", block {args.block}"
     print(f"GPU: {gpu}; torch {torch.__version__}; input {source}; bf16, causal; {tau}; "
           f"median of {args.repeat} warm runs\n")
     print("| N | Hq/Hkv/d | method | ms | est_ms | attn_ms | TFLOP/s | attn TFLOP/s | density | speedup vs sdpa-flash "
