@@ -149,11 +149,11 @@ int main(int argc, char **argv)
     printf("{\"model\":\"%s\",\"attention\":\"%s\",\"threads\":%d,\"prompt_tokens\":%lld,\"prefill_s\":%.2f,"
            "\"prefill_tokens_per_s\":%.1f,\"matmul_s\":%.2f,\"matmul_gflops\":%.1f,\"sgemm_gflops\":%.1f,"
            "\"matmul_share_of_sgemm\":%.3f,\"global_attention_s\":%.2f,\"selection_s\":%.2f,"
-           "\"attention_density\":%.4f,\"tau\":%.3f,\"ch\":%d,\"cq\":%d,\"ck\":%d,\"chunk\":%d,\"decode_tokens_per_s\":%.2f,\"generated\":%d,\"peak_rss_mib\":%.0f,\"ids\":[",
+           "\"attention_density\":%.4f,\"tau\":%.3f,\"block\":%d,\"ch\":%d,\"cq\":%d,\"ck\":%d,\"chunk\":%d,\"decode_tokens_per_s\":%.2f,\"generated\":%d,\"peak_rss_mib\":%.0f,\"ids\":[",
            model, us_method_name((us_method)meth), omp_get_max_threads(), (long long)tokens, r.prefill_ms / 1e3,
            us_gen_prefill_tps(&r), r.attn.matmul_ms / 1e3, ours, sgemm, ours / sgemm, r.attn.attn_ms / 1e3,
            r.attn.select_ms / 1e3, r.attn.visible_pairs > 0 ? r.attn.kept_pairs / r.attn.visible_pairs : 1.0, (double)mo.params.tau,
-           mo.params.ch, mo.params.cq, mo.params.ck, gp.prefill_chunk,
+           mo.params.block, mo.params.ch, mo.params.cq, mo.params.ck, gp.prefill_chunk,
            us_gen_decode_tps(&r), r.n, (double)ru.ru_maxrss / 1024.0);
     for (int i = 0; i < r.n; i++) printf("%s%d", i ? "," : "", r.ids[i]);
     printf("],\"margins\":[");
