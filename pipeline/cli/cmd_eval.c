@@ -196,7 +196,7 @@ int cmd_eval(int argc, char **argv)
     const char *tasks_arg = "niah_single,niah_multikey,niah_multivalue,vt";
     const char *methods_arg = "dense,unisparse,xattention,flexprefill,minference", *lengths_arg = "4k";
     int samples = 3, max_tokens = 0, prefill_chunk = 0, threads = 0, frames = 16;
-    float tau = us_unisparse_params_default().tau;
+    float tau = us_gemma3_opts_default().params.tau; /* the runtime's, which the other tools use */
     int64_t seed = 42;
     bool json = false;
     const us_option opts[] = {
@@ -207,7 +207,7 @@ int cmd_eval(int argc, char **argv)
          "dense (the reference, always run), unisparse, xattention, flexprefill, minference"},
         {"lengths", US_OPT_STRING, &lengths_arg, "LIST",
          "text tasks' prompt + answer lengths in tokens: 512, 4k, 16k, 32k, ..."},
-        {"tau", US_OPT_FLOAT, &tau, "T", "UniSparse's kept attention mass (default 0.98; the baselines keep theirs)"},
+        {"tau", US_OPT_FLOAT, &tau, "T", "UniSparse's kept attention mass (the runtime's default; the baselines keep theirs)"},
         {"samples", US_OPT_INT, &samples, "N", "samples per task and length (needle depths spread over [0, 1])"},
         {"seed", US_OPT_INT64, &seed, "S", "seed of every sample's keys, values and haystack offset"},
         {"out", US_OPT_STRING, &out_dir, "DIR", "where results.json, results.md and plot.png go (created)"},
