@@ -54,4 +54,5 @@ expect_fail 2 "prompt" "$bin" generate --model "$model"
 expect_fail 2 "not a global layer" "$bin" generate --model "$model" --prompt hi --dump-qkv "4:$tmp/x.safetensors"
 expect_fail 2 "LAYER:FILE" "$bin" generate --model "$model" --prompt hi --dump-qkv "five"
 expect_fail 2 "unknown option" "$bin" generate --model "$model" --prompt hi --frobnicate
+expect_fail 2 "--block 32" "$bin" generate --model "$model" --prompt hi --attention unisparse --block 32
 echo "cli_generate: all checks passed"

@@ -188,7 +188,7 @@ int cmd_generate(int argc, char **argv)
 {
     const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL, *attention = "dense";
     us_gen_params gp = us_gen_params_default();
-    int threads = 0;
+    int threads = 0, block = 0;
     float tau = 0.0f;
     int64_t seed = 0;
     bool chat = false, json = false;
@@ -203,6 +203,7 @@ int cmd_generate(int argc, char **argv)
         {"attention", US_OPT_STRING, &attention, "M",
          "global layers' prefill attention: dense, unisparse, xattention, flexprefill, minference"},
         {"tau", US_OPT_FLOAT, &tau, "T", "sparse methods' kept attention mass (0 = each method's default)"},
+        {"block", US_OPT_INT, &block, "S", "sparse methods' selection block, 64 or 128 (0 = the default, 128)"},
         {"temperature", US_OPT_FLOAT, &gp.temperature, "T", "sampling temperature; 0 = greedy"},
         {"top-k", US_OPT_INT, &gp.top_k, "K", "sample among the K most likely tokens; 0 = all"},
         {"top-p", US_OPT_FLOAT, &gp.top_p, "P", "nucleus sampling mass; 1 = off"},
@@ -256,6 +257,13 @@ int cmd_generate(int argc, char **argv)
             return 2;
         }
         mo.params.tau = mo.params.xattn_tau = mo.params.flex_gamma = tau;
+    }
+    if (block != 0) {
+        if (block != 64 && block != 128) {
+            fprintf(stderr, "unisparse generate: --block %d: must be 64 or 128\n", block);
+            return 2;
+        }
+        mo.params.block = block;
     }
 
     size_t plen = 0;

@@ -43,14 +43,6 @@ us_gemma3_opts us_gemma3_opts_default(void)
     memset(&o, 0, sizeof o);
     o.method = US_METHOD_DENSE;
     o.params = us_unisparse_params_default();
-    /* The CPU runtime selects 64-token blocks and keeps 0.97 of the mass: on Gemma 3 270M at 32K that
-     * cuts the global layers' attention 2.07x / 2.11x on two prompts with all 32 greedy tokens
-     * unchanged, where 128-token blocks at 0.98 cut 1.50x (bench/RESULTS.md, "64-token blocks").
-     * Finer blocks follow the real model's diffuse attention more closely, and the CPU tile kernel
-     * runs them at nearly its 128-token rate; the Hopper kernel does not, so the library's own
-     * default stays 128. */
-    o.params.block = 64;
-    o.params.tau = 0.97f;
     o.dense_tail = 256;
     return o;
 }

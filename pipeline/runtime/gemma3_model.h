@@ -30,7 +30,7 @@ typedef struct {
     int max_batch;     /* tokens per internal chunk (scratch size); 0 = 512 */
     int threads;       /* 0 = OpenMP's default */
     us_method method;  /* global layers' prefill attention: US_METHOD_DENSE (default) or UNISPARSE ... */
-    us_unisparse_params params; /* default: the library's, with block 64 and tau 0.97 (see the .c) */
+    us_unisparse_params params;
     int dense_tail;    /* sparse methods: the prompt's last dense_tail queries attend to every visible key in
                           the global layers (256): the positions the answer reads most directly, 256 x N
                           pairs, which kept 32K greedy output unchanged (bench/RESULTS.md) */
