@@ -390,7 +390,8 @@ static void check_selection_against_float64(int64_t n, int64_t nq, float tau)
         rows_equal += same;
         kept += sel->counts[i], visible += vis;
     }
-    cr_expect_geq(rows_equal, sel->n_qblocks - sel->n_qblocks / 50, "%lld of %d block rows equal the float64 rule",
+    /* fp32 and float64 may order a near-tie differently: one row in 32, at least one, may differ */
+    cr_expect_geq(rows_equal, sel->n_qblocks - 1 - sel->n_qblocks / 32, "%lld of %d block rows equal the float64 rule",
                   (long long)rows_equal, sel->n_qblocks);
     cr_expect_lt((double)kept / (double)visible, 0.9, "the input is sparse enough for the rule to choose (%.3f)",
                  (double)kept / (double)visible);
