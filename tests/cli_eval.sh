@@ -69,6 +69,7 @@ expect_fail 2 "known: niah_single, niah_multikey, niah_multivalue, vt" \
 expect_fail 2 "length '4x'" "$bin" eval --model "$model" --out "$tmp/x" --lengths 4x
 expect_fail 2 "unknown method 'sparse'" "$bin" eval --model "$model" --out "$tmp/x" --methods dense,sparse
 expect_fail 2 "--out DIR" "$bin" eval --model "$model"
+expect_fail 2 "--block 64 or 128" "$bin" eval --model "$model" --out "$tmp/x" --block 96
 expect_fail 2 "exceed the model's context" "$bin" eval --model "$model" --out "$tmp/x" --lengths 64k
 expect_fail 2 "without any haystack" "$bin" eval --model "$model" --out "$tmp/x" --lengths 64 --tasks vt
 expect_fail 1 "$tmp/none.txt" "$bin" eval --model "$model" --out "$tmp/x" --haystack "$tmp/none.txt"

@@ -565,8 +565,8 @@ Test(eval_report, aggregate_relative_and_all_rows)
     cr_expect(rows[4].n == 3 && fabs(rows[4].accuracy - 0.5) < 1e-12);
     cr_expect(fabs(rows[5].relative - (1.0 / 3.0) / 0.5) < 1e-12);
 
-    us_eval_meta meta = {"model.gguf",      "noise", 42, 2,    0,     2,    "niah_single,vt",
-                         "dense,unisparse", "512",   0,  true, 0.95f, NULL, 0};
+    us_eval_meta meta = {"model.gguf",      "noise", 42, 2,    0,  2,    "niah_single,vt",
+                         "dense,unisparse", "512",   0,  true, 0.95f, 64, NULL, 0};
     char *json = us_eval_results_json(&meta, r, 6, rows, n), *md = us_eval_results_md(&meta, rows, n);
     cr_assert(json && md);
     cr_expect(strstr(json, "\"relative_accuracy\":\tnull") || strstr(json, "\"relative_accuracy\": null"),
@@ -575,6 +575,8 @@ Test(eval_report, aggregate_relative_and_all_rows)
     cr_expect(strstr(md, "| task | length | method | accuracy | rel. to dense |") != NULL);
     cr_expect(strstr(md, "UniSparse tau 0.95;") != NULL, "the run's tau is in the header");
     cr_expect(strstr(json, "\"unisparse_tau\"") != NULL);
+    cr_expect(strstr(md, "selection block 64)") != NULL, "the run's selection block is in the header");
+    cr_expect(strstr(json, "\"block\"") != NULL);
     cr_expect(strstr(md, "| vt | 512 | unisparse | 0.000 | n/a |") != NULL, "%s", md);
     unsigned char *png = NULL;
     size_t len = 0;

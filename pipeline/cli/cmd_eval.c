@@ -196,6 +196,7 @@ int cmd_eval(int argc, char **argv)
     const char *tasks_arg = "niah_single,niah_multikey,niah_multivalue,vt";
     const char *methods_arg = "dense,unisparse,xattention,flexprefill,minference", *lengths_arg = "4k";
     int samples = 3, max_tokens = 0, prefill_chunk = 0, threads = 0, frames = 16;
+    int block = us_gemma3_opts_default().params.block;
     float tau = us_gemma3_opts_default().params.tau; /* the runtime's, which the other tools use */
     int64_t seed = 42;
     bool json = false;
@@ -208,6 +209,7 @@ int cmd_eval(int argc, char **argv)
         {"lengths", US_OPT_STRING, &lengths_arg, "LIST",
          "text tasks' prompt + answer lengths in tokens: 512, 4k, 16k, 32k, ..."},
         {"tau", US_OPT_FLOAT, &tau, "T", "UniSparse's kept attention mass (the runtime's default; the baselines keep theirs)"},
+        {"block", US_OPT_INT, &block, "S", "the sparse methods' selection block, 64 or 128"},
         {"samples", US_OPT_INT, &samples, "N", "samples per task and length (needle depths spread over [0, 1])"},
         {"seed", US_OPT_INT64, &seed, "S", "seed of every sample's keys, values and haystack offset"},
         {"out", US_OPT_STRING, &out_dir, "DIR", "where results.json, results.md and plot.png go (created)"},
@@ -236,9 +238,10 @@ int cmd_eval(int argc, char **argv)
         return 2;
     }
     if (samples < 1 || samples > 10000 || max_tokens < 0 || max_tokens > 4096 || prefill_chunk < 0 || threads < 0 ||
-        !(tau > 0.0f && tau <= 1.0f) || frames < 1 || frames > 1024) {
+        !(tau > 0.0f && tau <= 1.0f) || frames < 1 || frames > 1024 || (block != 64 && block != 128)) {
         fprintf(stderr, "unisparse eval: need --samples in [1, 10000], --max-tokens in [0, 4096], "
-                        "--prefill-chunk >= 0, --threads >= 0, --tau in (0, 1], --frames in [1, 1024]\n");
+                        "--prefill-chunk >= 0, --threads >= 0, --tau in (0, 1], --frames in [1, 1024], "
+                        "--block 64 or 128\n");
         return 2;
     }
     us_error err;
@@ -386,6 +389,7 @@ int cmd_eval(int argc, char **argv)
                          .prefill_chunk = prefill_chunk,
                          .threads = threads,
                          .unisparse_tau = tau,
+                         .block = block,
                          .tasks = tasks_arg,
                          .methods = methods_used,
                          .lengths = n_text ? lengths_arg : "none (video tasks only)",
@@ -413,6 +417,7 @@ int cmd_eval(int argc, char **argv)
             mo.method = methods[mi];
             mo.threads = threads;
             mo.params.tau = tau;
+            mo.params.block = block;
             us_eval_size_model(&mo, p->n, &rp);
             us_eval_record *r = &rec[n_rec];
             *r = (us_eval_record){.task = p->task->name,

@@ -214,6 +214,7 @@ static cJSON *meta_json(const us_eval_meta *m)
     cJSON_AddNumberToObject(o, "prefill_chunk", m->prefill_chunk);
     cJSON_AddNumberToObject(o, "threads", m->threads);
     cJSON_AddNumberToObject(o, "unisparse_tau", m->unisparse_tau);
+    cJSON_AddNumberToObject(o, "block", m->block);
     cJSON_AddNumberToObject(o, "started", (double)m->started);
     cJSON_AddBoolToObject(o, "complete", m->complete);
     cJSON *d = cJSON_AddObjectToObject(o, "definitions");
@@ -288,11 +289,11 @@ char *us_eval_results_md(const us_eval_meta *m, const us_eval_row *rows, int n_r
     us_strbuf_printf(&b, "# unisparse eval%s\n\n", m->complete ? "" : " (in progress)");
     us_strbuf_printf(&b,
                      "Model `%s`, haystack `%s`, %d sample(s) per task and length, seed %llu, prefill chunk: %s, "
-                     "started %s.\nTasks: %s. Methods: %s (UniSparse tau %.3g; the baselines at their defaults). "
-                     "Lengths: %s.\n\n",
+                     "started %s.\nTasks: %s. Methods: %s (UniSparse tau %.3g; the baselines at their defaults; "
+                     "selection block %d). Lengths: %s.\n\n",
                      m->model ? m->model : "", m->haystack ? m->haystack : "", m->samples, (unsigned long long)m->seed,
                      chunk, when, m->tasks ? m->tasks : "", m->methods ? m->methods : "", (double)m->unisparse_tau,
-                     m->lengths ? m->lengths : "");
+                     m->block, m->lengths ? m->lengths : "");
     if (m->video)
         us_strbuf_printf(&b,
                          "Video tasks: %d frames of `%s`, one replaced by the needle; their length is the realised "

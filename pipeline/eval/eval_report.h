@@ -54,6 +54,7 @@ typedef struct {
     int64_t started;                       /* Unix time */
     bool complete;                         /* false while the run goes on */
     float unisparse_tau;                   /* UniSparse's kept mass in this run */
+    int block;                             /* the sparse methods' selection block in this run */
     const char *video;                     /* the video tasks' haystack video; NULL: no video task */
     int frames;                            /* frames each video sample shows */
 } us_eval_meta;
