@@ -87,10 +87,6 @@ int us_pooled_block_importance_heads(const us_pooled *pl, const us_geom *g, int 
                                      int64_t qblock, float *qbuf, float *work, float *importance, float *row_mass)
 {
     int64_t ldz = us_pooled_scores(pl, g, block, h0, nh, qblock, qblock + 1, qbuf, work);
-    if (ldz <= 0) {
-        memset(importance, 0, (size_t)(nh * us_ceil_div(g->nk, block)) * sizeof *importance);
-        return 0;
-    }
     return us_pooled_block_mass(pl, g, block, nh, qblock, qblock + 1, qblock, work, ldz, importance, row_mass);
 }
 

@@ -71,14 +71,13 @@ us_status us_select_unisparse(const us_attn_args *a, const us_geom *g, const us_
     /* The scores of one group of query blocks (all heads scored together), bounded so that a long
      * call still fits: at least one block's rows. */
     const int64_t block_floats = share * per_block * pl.nkc;
-    const size_t z_floats = (size_t)us_max64(block_floats, us_min64(kScoreBudget, block_floats * nqb));
+    const int64_t max_group = us_max64(1, us_min64(nqb, kScoreBudget / us_max64(1, block_floats)));
     /* per thread: pooling's row, then block importance, per-row masses when the row-union rule needs
      * them, and the marking scratch */
     size_t work_elems = (size_t)d + (size_t)(share * nkb) + (p->row_union ? (size_t)(share * per_block * nkb) : 0);
     float *work = malloc((size_t)nt * work_elems * sizeof *work);
-    float *z = malloc(z_floats * sizeof *z);
-    float *qbuf = share > 1 ? malloc(z_floats / (size_t)us_max64(1, pl.nkc) * (size_t)d * sizeof *qbuf + sizeof *qbuf)
-                            : NULL;
+    float *z = malloc((size_t)(max_group * block_floats) * sizeof *z + sizeof *z);
+    float *qbuf = share > 1 ? malloc((size_t)(max_group * share * per_block * d) * sizeof *qbuf) : NULL;
     int32_t *iscratch = malloc((size_t)nt * 4 * (size_t)nkb * sizeof *iscratch);
     if (!qc || !kc || !work || !z || (share > 1 && !qbuf) || !iscratch || !khead) {
         free(qc), free(kc), free(work), free(z), free(qbuf), free(iscratch), free(khead);
@@ -110,7 +109,7 @@ us_status us_select_unisparse(const us_attn_args *a, const us_geom *g, const us_
     for (int64_t src = 0; src < nsrc; src++) {
         const int64_t e0 = src * share;
         for (int64_t i0 = 0, i1; i0 < nqb; i0 = i1) {
-            i1 = score_group_end(g, S, i0, nqb, (int64_t)z_floats / block_floats);
+            i1 = score_group_end(g, S, i0, nqb, max_group);
             /* one product for the group, outside any parallel region so that BLAS uses every thread */
             const int64_t ldz = us_pooled_scores(&pl, g, S, e0, share, i0, i1, qbuf, z);
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
@@ -119,8 +118,7 @@ us_status us_select_unisparse(const us_attn_args *a, const us_geom *g, const us_
                 float *imp = work + (size_t)tid * work_elems + d;
                 float *row_mass = p->row_union ? imp + share * nkb : NULL;
                 int32_t *isc = iscratch + (size_t)tid * 4 * (size_t)nkb;
-                int nr = ldz > 0 ? us_pooled_block_mass(&pl, g, S, share, i0, i1, i, z, ldz, imp, row_mass) : 0;
-                if (ldz <= 0) memset(imp, 0, (size_t)(share * nkb) * sizeof *imp);
+                int nr = us_pooled_block_mass(&pl, g, S, share, i0, i1, i, z, ldz, imp, row_mass);
                 int32_t d0, d1, vis = sel->visible[i];
                 us_geom_diagonal_blocks(g, S, i, &d0, &d1);
                 for (int64_t hh = 0; hh < share; hh++) {

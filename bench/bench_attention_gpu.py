@@ -182,14 +182,14 @@ def main():
     args = ap.parse_args()
     gpu = torch.cuda.get_device_name()
     source = f"real:{args.qkv}" if args.qkv else f"synthetic:{args.kind}"
-    tau = f"UniSparse tau {args.tau}" if args.tau is not None else "UniSparse tau: default"
+    setting = f"UniSparse tau {args.tau}" if args.tau is not None else "UniSparse tau: default"
     if args.cq is not None:
-        tau += f", cq {args.cq}"
+        setting += f", cq {args.cq}"
     if args.block_mean:
-        tau += ", block mean"
+        setting += ", block mean"
     if args.block is not None:
-        tau += f", block {args.block}"
-    print(f"GPU: {gpu}; torch {torch.__version__}; input {source}; bf16, causal; {tau}; "
+        setting += f", block {args.block}"
+    print(f"GPU: {gpu}; torch {torch.__version__}; input {source}; bf16, causal; {setting}; "
           f"median of {args.repeat} warm runs\n")
     print("| N | Hq/Hkv/d | method | ms | est_ms | attn_ms | TFLOP/s | attn TFLOP/s | density | speedup vs sdpa-flash "
           "| rel_err |")

@@ -196,8 +196,9 @@ int cmd_eval(int argc, char **argv)
     const char *tasks_arg = "niah_single,niah_multikey,niah_multivalue,vt";
     const char *methods_arg = "dense,unisparse,xattention,flexprefill,minference", *lengths_arg = "4k";
     int samples = 3, max_tokens = 0, prefill_chunk = 0, threads = 0, frames = 16;
-    int block = us_gemma3_opts_default().params.block;
-    float tau = us_gemma3_opts_default().params.tau; /* the runtime's, which the other tools use */
+    const us_unisparse_params runtime = us_gemma3_opts_default().params; /* what the other tools use */
+    int block = runtime.block;
+    float tau = runtime.tau;
     int64_t seed = 42;
     bool json = false;
     const us_option opts[] = {
