@@ -168,7 +168,7 @@ us_status us_siglip_forward(us_siglip *s, const float *pixels, float *out, us_er
 #pragma omp parallel for num_threads(s->nt) schedule(static)
         for (int64_t i = 0; i < P; i++) us_vit_layernorm(s->x + i * C, y->ln2_w, y->ln2_b, C, eps, s->xn + i * C);
         us_vit_linear(s->xn, P, C, &y->fc1, y->fc1_b, s->mid, I, s->scratch, s->nt); /* (P, I) */
-#pragma omp parallel for num_threads(s->nt) schedule(static)
+#pragma omp parallel for simd num_threads(s->nt) schedule(static)
         for (int64_t i = 0; i < P * I; i++) s->mid[i] = us_vit_gelu_tanh(s->mid[i]);
         us_vit_linear(s->mid, P, I, &y->fc2, y->fc2_b, s->xn, C, s->scratch, s->nt); /* (P, C) */
 #pragma omp parallel for num_threads(s->nt) schedule(static)

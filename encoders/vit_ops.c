@@ -112,8 +112,3 @@ void us_vit_rmsnorm(const float *x, const float *w1, int64_t n, float eps, float
     for (int64_t i = 0; i < n; i++) y[i] = (x[i] * r) * w1[i];
 }
 
-float us_vit_gelu_tanh(float x)
-{
-    const float k = 0.7978845608028654f; /* sqrt(2 / pi) */
-    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
-}

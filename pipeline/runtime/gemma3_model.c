@@ -4,6 +4,7 @@
 #include "gemma3_model.h"
 
 #include "gemma3_matmul.h"
+#include "vit_ops.h"
 
 #include <cblas.h>
 #undef I /* complex.h's imaginary unit, which cblas.h pulls in; I names the MLP width here */
@@ -173,12 +174,6 @@ static void rope(float *x, int64_t d, int64_t pos, const float *inv)
         x[j] = x1 * cs - x2 * sn;
         x[j + h] = x2 * cs + x1 * sn;
     }
-}
-
-static float gelu_tanh(float x)
-{
-    const float k = 0.7978845608028654f; /* sqrt(2 / pi) */
-    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
 }
 
 /* Attention over the cache for layers and calls the attention library does not take: sliding-window
@@ -369,8 +364,8 @@ static us_status forward_chunk(us_gemma3_model *m, const int32_t *ids, int64_t T
         /* 4. MLP block */
         matmul(m, m->xn, T, C, &y->gate, m->gate, I); /* (T, I) */
         matmul(m, m->xn, T, C, &y->up, m->up, I);     /* (T, I) */
-#pragma omp parallel for num_threads(m->nt) schedule(static)
-        for (int64_t x = 0; x < T * I; x++) m->gate[x] = gelu_tanh(m->gate[x]) * m->up[x];
+#pragma omp parallel for simd num_threads(m->nt) schedule(static)
+        for (int64_t x = 0; x < T * I; x++) m->gate[x] = us_vit_gelu_tanh(m->gate[x]) * m->up[x];
         matmul(m, m->gate, T, I, &y->down, m->tmp, C); /* (T, C) */
 #pragma omp parallel for num_threads(m->nt) schedule(static)
         for (int64_t t = 0; t < T; t++) {
