@@ -716,9 +716,10 @@ Test(gemma3_vlm, image_prompt)
 }
 
 /* The vectorisable GELU (and its exp) against float64, over [-20, 20] in steps of 1/1024 and at the
- * ends of the exp's clamp: relative error within 1e-6 (about 8 float ulps) plus what rounding e^(-2u)'s
- * argument to float costs (|2u| 2^-22), or an absolute 1e-30 where the value underflows towards 0. The reference is 0.5 x (1 + tanh(u)) as x / (1 + e^(-2u)): in the
- * tanh form even float64 cancels for x below about -6 (1 + tanh(u) under its ulp). */
+ * ends of the exp's clamp: relative error within 1e-6 (about 8 float ulps) plus what rounding
+ * e^(-2u)'s argument to float costs (|2u| 2^-22), or an absolute 1e-30 where the value underflows
+ * towards 0. The reference writes 0.5 x (1 + tanh(u)) as x / (1 + e^(-2u)): in the tanh form even
+ * float64 cancels for x below about -6 (1 + tanh(u) under its ulp). */
 Test(gemma3_vlm, gelu_tanh_matches_float64)
 {
     double worst = 0.0, worst_x = 0.0;
