@@ -48,9 +48,9 @@ void us_vit_rmsnorm(const float *x, const float *w1, int64_t n, float eps, float
 
 /* e^x for x clamped to [-87, 88], relative error about 2e-7: x = n ln 2 + r with |r| <= ln 2 / 2 (the
  * constant split in two so that n ln 2 is exact), e^r by its degree-6 Taylor polynomial, 2^n through
- * the exponent bits. Branch-free and without library calls, so that a loop of it vectorises (given
- * -fno-trapping-math, which us_runtime and us_encoders build with) (glibc's
- * scalar tanhf, through expm1f, took a tenth of the CPU prefill). */
+ * the exponent bits. Branch-free and without library calls, so that a loop of it vectorises: glibc's
+ * scalar tanhf, through expm1f, took a tenth of the CPU prefill. The clamp's selects need
+ * -fno-trapping-math, which us_runtime and us_encoders build with. */
 static inline float us_vit_exp(float x)
 {
     x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
