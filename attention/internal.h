@@ -3,6 +3,7 @@
 #define UNISPARSE_ATTENTION_INTERNAL_H
 
 #include "unisparse/attention.h"
+#include "unisparse/fast_exp2.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -91,25 +92,6 @@ int64_t us_pooled_scores(const us_pooled *pl, const us_geom *g, int block, int64
                          int64_t i1, float *qbuf, float *z);
 int us_pooled_block_mass(const us_pooled *pl, const us_geom *g, int block, int64_t nh, int64_t i0, int64_t i1,
                          int64_t i, float *z, int64_t ldz, float *importance, float *row_mass);
-
-/* Vectorisable 2^x for x <= 0 (flushes below -126 to 0); rel. error ~2e-7. */
-static inline float us_exp2f(float x)
-{
-    x = x < -126.0f ? -126.0f : x;
-    float fl = floorf(x);
-    float f = x - fl; /* [0, 1) */
-    /* minimax polynomial for 2^f on [0,1) */
-    float p = 1.8775767e-3f;
-    p = p * f + 8.9893397e-3f;
-    p = p * f + 5.5826318e-2f;
-    p = p * f + 2.4015361e-1f;
-    p = p * f + 6.9315308e-1f;
-    p = p * f + 9.9999994e-1f;
-    int32_t bits = ((int32_t)fl + 127) << 23; /* 2^fl; memcpy (not a union) keeps loops vectorisable */
-    float two_fl;
-    memcpy(&two_fl, &bits, sizeof two_fl);
-    return p * two_fl;
-}
 
 /* Selectors, one file each. */
 us_status us_select_unisparse(const us_attn_args *a, const us_geom *g, const us_unisparse_params *p,

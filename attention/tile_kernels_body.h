@@ -111,7 +111,7 @@ float TILE_CAT(us_tile_row_max, TILE_SUFFIX)(const float *s, int n)
     return mx;
 }
 
-/* 2^x for x <= 0, lanes below -126 flushed towards 0; see us_exp2f in internal.h. */
+/* 2^x for x <= 0, lanes below -126 flushed towards 0; see us_exp2f in unisparse/fast_exp2.h. */
 static inline v16 TILE_CAT(exp2_v16, TILE_SUFFIX)(v16 x)
 {
     const v16 lo = (v16){0} - 126.0f;

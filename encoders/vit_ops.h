@@ -12,6 +12,7 @@
 #define UNISPARSE_VIT_OPS_H
 
 #include "unisparse/attention.h"
+#include "unisparse/fast_exp2.h"
 
 #include <stdint.h>
 
@@ -46,32 +47,15 @@ void us_vit_layernorm(const float *x, const float *w, const float *b, int64_t n,
 /* Gemma's RMSNorm over n: y = x * rsqrt(mean(x^2) + eps) * w1, with w1 = (1 + w) already. In place allowed. */
 void us_vit_rmsnorm(const float *x, const float *w1, int64_t n, float eps, float *y);
 
-/* e^x for x clamped to [-87, 88], relative error about 2e-7: x = n ln 2 + r with |r| <= ln 2 / 2 (the
- * constant split in two so that n ln 2 is exact), e^r by its degree-6 Taylor polynomial, 2^n through
- * the exponent bits. Branch-free and without library calls, so that a loop of it vectorises: glibc's
- * scalar tanhf, through expm1f, took a tenth of the CPU prefill. The clamp's selects need
- * -fno-trapping-math, which us_runtime and us_encoders build with. */
-static inline float us_vit_exp(float x)
-{
-    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
-    const float big = 12582912.0f; /* 1.5 * 2^23: adding and subtracting it rounds to an integer */
-    const float n = (x * 1.44269504088896341f + big) - big;
-    const float r = (x - n * 0.693145751953125f) - n * 1.42860682030941723e-6f;
-    const float p =
-        1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720))))));
-    union {
-        int32_t i;
-        float f;
-    } scale = {((int32_t)n + 127) * (1 << 23)};
-    return p * scale.f;
-}
-
-/* GELU, tanh approximation (gelu_pytorch_tanh): 0.5 x (1 + tanh(u)) = x / (1 + e^(-2u)), with
- * u = sqrt(2 / pi) (x + 0.044715 x^3). The second form does not cancel where tanh(u) is near -1. */
+/* GELU, tanh approximation (gelu_pytorch_tanh): 0.5 x (1 + tanh(u)) with u = sqrt(2 / pi) (x + 0.044715 x^3),
+ * written as x / (1 + t) for u >= 0 and x t / (1 + t) for u < 0, t = e^(-2|u|): the exponent is never
+ * positive (us_exp2f's domain) and nothing cancels where tanh(u) is near -1. Branch-free, so that a
+ * loop of it vectorises (glibc's scalar tanhf, through expm1f, took a tenth of the CPU prefill). */
 static inline float us_vit_gelu_tanh(float x)
 {
     const float u = 0.7978845608028654f * (x + 0.044715f * x * x * x);
-    return x / (1.0f + us_vit_exp(-2.0f * u));
+    const float t = us_exp2f(-2.8853900817779268f * fabsf(u)); /* 2 log2(e) */
+    return (u >= 0.0f ? x : x * t) / (1.0f + t);
 }
 
 #endif

@@ -273,7 +273,7 @@ __global__ void slash_kernel(const FlexParams p)
 
 /* ---- 4. the per-head pattern decision ----------------------------------------------------------- */
 
-/* us_exp2f (attention/internal.h) operation for operation. */
+/* us_exp2f (unisparse/fast_exp2.h) operation for operation. */
 __device__ __forceinline__ float cpu_exp2f(float x)
 {
     x = x < -126.0f ? -126.0f : x;

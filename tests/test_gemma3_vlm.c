@@ -715,9 +715,9 @@ Test(gemma3_vlm, image_prompt)
     cr_expect_neq(us_gemma3_expand_images("x", 0, &s, NULL, &err), US_OK);
 }
 
-/* The vectorisable GELU (and its exp) against float64, over [-20, 20] in steps of 1/1024 and at the
- * ends of the exp's clamp: relative error within 1e-6 (about 8 float ulps) plus what rounding
- * e^(-2u)'s argument to float costs (|2u| 2^-22), or an absolute 1e-30 where the value underflows
+/* The vectorisable GELU (and the exp2 it uses) against float64, over [-20, 20] in steps of 1/1024 and
+ * down to the exp2's clamp: relative error within 1e-6 (about 8 float ulps) plus what rounding
+ * e^(-2|u|)'s argument to float costs (|2u| 2^-22), or an absolute 1e-30 where the value underflows
  * towards 0. The reference writes 0.5 x (1 + tanh(u)) as x / (1 + e^(-2u)): in the tanh form even
  * float64 cancels for x below about -6 (1 + tanh(u) under its ulp). */
 Test(gemma3_vlm, gelu_tanh_matches_float64)
@@ -732,10 +732,10 @@ Test(gemma3_vlm, gelu_tanh_matches_float64)
         if (err > worst) worst = err, worst_x = x;
     }
     cr_assert(worst <= 1.0, "GELU error %.3g of the bound at x = %g", worst, worst_x);
-    const float xs[] = {-87.0f, -50.0f, -1.0f, -1e-3f, 0.0f, 1e-3f, 0.5f, 10.0f, 80.0f, 88.0f};
+    const float xs[] = {-126.0f, -87.0f, -50.0f, -1.0f, -1e-3f, 0.0f};
     for (size_t i = 0; i < sizeof xs / sizeof *xs; i++) {
-        const double ref = exp((double)xs[i]), got = us_vit_exp(xs[i]);
-        cr_assert(fabs(got - ref) <= 4e-7 * ref, "exp(%g) = %.9g, float64 %.9g", xs[i], got, ref);
+        const double ref = exp2((double)xs[i]), got = us_exp2f(xs[i]);
+        cr_assert(fabs(got - ref) <= 4e-7 * ref, "exp2(%g) = %.9g, float64 %.9g", xs[i], got, ref);
     }
     cr_assert(fabsf(us_vit_gelu_tanh(-1000.0f)) <= 1e-30f, "GELU(-1000) = %g", us_vit_gelu_tanh(-1000.0f));
     cr_assert_eq(us_vit_gelu_tanh(1000.0f), 1000.0f, "GELU(1000) = %g", us_vit_gelu_tanh(1000.0f));
