@@ -76,6 +76,7 @@ expect_fail 2 "tau" "$bin" attn --synthetic mixed --n 300 --tau 2
 expect_fail 2 "block" "$bin" attn --synthetic mixed --n 300 --block 100
 expect_fail 2 "not a valid integer" "$bin" attn --synthetic mixed --n lots
 expect_fail 2 "exactly one" "$bin" attn
+expect_fail 2 "--gpu-kernel fast" "$bin" attn --synthetic mixed --gpu-kernel fast
 expect_fail 1 "$tmp/missing.safetensors" "$bin" attn --qkv "$tmp/missing.safetensors"
 printf 'garbage' >"$tmp/short.safetensors"
 expect_fail 1 "$tmp/short.safetensors" "$bin" attn --qkv "$tmp/short.safetensors"

@@ -8,9 +8,10 @@
 
 #ifndef US_HAVE_CUDA
 int attn_run_cuda(const us_attn_args *a, const us_method *methods, int n_methods, const us_unisparse_params *p,
-                  int repeat, bool json, const char *source, const char *save_selection)
+                  int repeat, bool json, const char *source, const char *save_selection, int kernel_choice)
 {
     (void)a, (void)methods, (void)n_methods, (void)p, (void)repeat, (void)json, (void)source, (void)save_selection;
+    (void)kernel_choice;
     fprintf(stderr, "unisparse attn: --device cuda: this build has no CUDA support\n");
     return 2;
 }
@@ -52,7 +53,7 @@ static uint16_t *to_half(const us_tensor *t, us_dtype dt)
 }
 
 int attn_run_cuda(const us_attn_args *host, const us_method *methods, int n_methods, const us_unisparse_params *p,
-                  int repeat, bool json, const char *source, const char *save_selection)
+                  int repeat, bool json, const char *source, const char *save_selection, int kernel_choice)
 {
     char gpu[256];
     if (us_cuda_device_count(gpu, sizeof gpu) == 0) {
@@ -101,6 +102,7 @@ int attn_run_cuda(const us_attn_args *host, const us_method *methods, int n_meth
             fprintf(stderr, "unisparse attn: %s: %s\n", us_method_name(m), err.msg);
             goto done;
         }
+        us_cuda_plan_set_kernel(plan, (us_cuda_kernel)kernel_choice);
         /* the host view of the same half-precision values; o only lends its shape to selectors */
         us_attn_args ha = *host;
         ha.q = us_tensor_3d(hq_h, dt, hq, nq, d);

@@ -121,7 +121,7 @@ int cmd_attn(int argc, char **argv)
     int heads = 8, kv_heads = 2, head_dim = 128, repeat = 1, threads = 0;
     int64_t seed = 1;
     bool json = false;
-    const char *save_qkv = NULL, *save_selection = NULL;
+    const char *save_qkv = NULL, *save_selection = NULL, *gpu_kernel = "auto";
     bool block_mean = false;
     us_unisparse_params p = us_unisparse_params_default();
     const us_option opts[] = {
@@ -150,6 +150,9 @@ int cmd_attn(int argc, char **argv)
         {"gpu-min-gflop", US_OPT_FLOAT, &p.gpu_min_gflop, "W",
          "cuda: calls with less dense causal attention work than W GFLOP run dense\n"
          "                           (the estimation could not pay; 0 = never; default 200)"},
+        {"gpu-kernel", US_OPT_STRING, &gpu_kernel, "K",
+         "cuda: attention kernel, auto (the Hopper wgmma kernel where it covers the call and was\n"
+         "                           measured faster), mma or wgmma"},
         {"device", US_OPT_STRING, &device, "DEV", "cpu or cuda (dense, unisparse, xattention and flexprefill select\n"
          "                           on the GPU; the other methods select on the CPU and run the GPU kernel)"},
         {"threads", US_OPT_INT, &threads, "T", "CPU threads, 0 = all"},
@@ -171,6 +174,14 @@ int cmd_attn(int argc, char **argv)
     bool on_gpu = !strcmp(device, "cuda");
     if (!on_gpu && strcmp(device, "cpu")) {
         fprintf(stderr, "unisparse attn: --device %s: must be cpu or cuda\n", device);
+        return 2;
+    }
+    static const char *const kernel_names[] = {"auto", "mma", "wgmma"}; /* us_cuda_kernel's order */
+    int kernel = -1;
+    for (int k = 0; k < 3; k++)
+        if (!strcmp(gpu_kernel, kernel_names[k])) kernel = k;
+    if (kernel < 0) {
+        fprintf(stderr, "unisparse attn: --gpu-kernel %s: must be auto, mma or wgmma\n", gpu_kernel);
         return 2;
     }
     if (repeat < 1 || repeat > 1000) {
@@ -280,7 +291,7 @@ int cmd_attn(int argc, char **argv)
         }
     }
     if (on_gpu) {
-        status = attn_run_cuda(&a, list, n_methods, &p, repeat, json, source, save_selection);
+        status = attn_run_cuda(&a, list, n_methods, &p, repeat, json, source, save_selection, kernel);
         goto done;
     }
     /* dense first: the reference every method is measured against */
