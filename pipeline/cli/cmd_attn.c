@@ -178,7 +178,7 @@ int cmd_attn(int argc, char **argv)
     }
     static const char *const kernel_names[] = {"auto", "mma", "wgmma"}; /* us_cuda_kernel's order */
     int kernel = -1;
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < (int)(sizeof kernel_names / sizeof *kernel_names); k++)
         if (!strcmp(gpu_kernel, kernel_names[k])) kernel = k;
     if (kernel < 0) {
         fprintf(stderr, "unisparse attn: --gpu-kernel %s: must be auto, mma or wgmma\n", gpu_kernel);
